@@ -1,0 +1,128 @@
+"""The one result shape every engine returns.
+
+A :class:`Fit` holds tidy tables with the same index and columns whatever the
+engine (lme4 through rpy2, REML from the equations, PyMC, statsmodels), so
+comparing engines is a join of tables rather than a translation of objects.
+
+Naming follows lme4, because it is the most widely read output:
+
+* ``fixed``: index ``term`` (``(Intercept)``, ``afternoon``); columns
+  ``estimate``, ``std_error``, ``lower``, ``upper``.
+* ``varcorr``: index ``name`` with lme4's ``confint(..., oldNames = FALSE)``
+  names (``sd_(Intercept)|cafe``, ``cor_afternoon.(Intercept)|cafe``,
+  ``sd_afternoon|cafe``, ``sigma``); columns ``estimate``, ``lower``,
+  ``upper``.
+* ``ranef`` (group offsets, u) and ``coef`` (group coefficients, beta + u):
+  long tables with columns ``group``, ``term``, ``estimate``, ``std_error``,
+  ``lower``, ``upper``. ``group`` holds the group label as a string (R returns
+  factor levels as strings; every engine does the same so joins line up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+FIXED_COLUMNS = ("estimate", "std_error", "lower", "upper")
+VARCORR_COLUMNS = ("estimate", "lower", "upper")
+GROUP_COLUMNS = ("group", "term", "estimate", "std_error", "lower", "upper")
+
+#: What the intervals of a Fit are.
+INTERVAL_KINDS = ("profile", "Wald", "HDI", "equal-tailed", "none")
+
+
+def sd_name(term: str, group: str) -> str:
+    """lme4's name of the standard deviation of ``term`` across ``group``."""
+    return f"sd_{term}|{group}"
+
+
+def cor_name(term_a: str, term_b: str, group: str) -> str:
+    """lme4's name of the correlation between two terms across ``group``.
+
+    lme4 writes the later term first: ``cor_afternoon.(Intercept)|cafe``.
+    """
+    return f"cor_{term_b}.{term_a}|{group}"
+
+
+def varcorr_names(terms: list[str] | tuple[str, ...], group: str) -> list[str]:
+    """The row order of ``confint(m, oldNames = FALSE)`` for one grouping factor.
+
+    lme4 lists the lower triangle of the relative covariance column by column:
+    for terms (t1, t2) that is sd_t1, cor_t2.t1, sd_t2, then ``sigma``.
+    """
+    names = []
+    for j, tj in enumerate(terms):
+        names.append(sd_name(tj, group))
+        for tk in terms[j + 1 :]:
+            names.append(cor_name(tj, tk, group))
+    names.append("sigma")
+    return names
+
+
+@dataclass
+class Fit:
+    """Estimates of one linear mixed model by one engine, in tidy tables."""
+
+    engine: str
+    method: str
+    formula: str
+    fixed: pd.DataFrame
+    varcorr: pd.DataFrame
+    ranef: pd.DataFrame
+    coef: pd.DataFrame
+    criterion: float | None
+    interval: str
+    level: float = 0.95
+    nobs: int | None = None
+    ngroups: int | None = None
+    messages: list[str] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    raw: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_fit_tables(self)
+
+    @property
+    def label(self) -> str:
+        """A short name for legends and table columns, e.g. ``lme4 (REML)``."""
+        return f"{self.engine} ({self.method})"
+
+
+def check_fit_tables(fit: Fit) -> None:
+    """Refuse a Fit whose tables do not have the agreed shape.
+
+    This guards the contract that makes comparison a join; an engine that
+    returns something else is a bug in that engine's adapter.
+    """
+    problems = []
+    for name, table, cols in (
+        ("fixed", fit.fixed, FIXED_COLUMNS),
+        ("varcorr", fit.varcorr, VARCORR_COLUMNS),
+    ):
+        if not isinstance(table, pd.DataFrame):
+            problems.append(f"{name} is a {type(table).__name__}, not a DataFrame")
+            continue
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            problems.append(f"{name} lacks columns {missing}")
+    for name, table in (("ranef", fit.ranef), ("coef", fit.coef)):
+        if not isinstance(table, pd.DataFrame):
+            problems.append(f"{name} is a {type(table).__name__}, not a DataFrame")
+            continue
+        missing = [c for c in GROUP_COLUMNS if c not in table.columns]
+        if missing:
+            problems.append(f"{name} lacks columns {missing}")
+        elif len(table) and not all(isinstance(g, str) for g in table["group"]):
+            problems.append(f"{name}.group must hold strings (str(label))")
+    if fit.interval not in INTERVAL_KINDS:
+        problems.append(f"interval {fit.interval!r} is not one of {INTERVAL_KINDS}")
+    if not 0 < fit.level < 1:
+        problems.append(f"level {fit.level!r} is not in (0, 1)")
+    if problems:
+        raise ValueError(
+            f"{fit.engine} returned a Fit that breaks the shared shape: "
+            + "; ".join(problems)
+            + ". Fix the adapter for this engine (see multilevel.fit)."
+        )
