@@ -1,0 +1,276 @@
+"""The cafe scenario of *Statistical Rethinking* (ch. 14), simulated.
+
+A robot visits cafes in the morning and in the afternoon and records how long
+it waits. Each cafe ``j`` has its own morning wait ``alpha_cafe[j]`` and its
+own afternoon difference ``beta_cafe[j]``, drawn together from a bivariate
+normal population::
+
+    (alpha_cafe[j], beta_cafe[j]) ~ MVNormal((a, b), S)
+    S = [[sigma_a**2,             rho * sigma_a * sigma_b],
+         [rho * sigma_a * sigma_b, sigma_b**2           ]]
+    wait[i] ~ Normal(alpha_cafe[cafe[i]] + beta_cafe[cafe[i]] * afternoon[i],
+                     sigma)
+
+In equation set 1 (``y = X beta + Z u + epsilon``) the fixed effects are
+``beta = (a, b)`` and the random effects ``u`` are the offsets
+``a_cafe = alpha_cafe - a`` and ``b_cafe = beta_cafe - b``.
+
+Every parameter is an explicit argument and the seed is required, so the same
+call always gives the same data.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from multilevel.errors import InputError
+from multilevel.fit import varcorr_names
+
+#: The lme4 formula of the cafe model (correlated intercept and slope).
+CAFE_FORMULA = "wait ~ 1 + afternoon + (1 + afternoon | cafe)"
+
+#: lme4's names of the two fixed effects and the grouping factor.
+CAFE_TERMS = ("(Intercept)", "afternoon")
+CAFE_GROUP = "cafe"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The parameters a cafe data set was simulated from.
+
+    ``fixed`` and ``varcorr`` carry lme4's names, so they line up with the
+    tables of a :class:`multilevel.fit.Fit` (``fit.fixed["estimate"]`` and
+    ``truth.fixed`` share an index).
+    """
+
+    a: float
+    b: float
+    sigma_a: float
+    sigma_b: float
+    rho: float
+    sigma: float
+    #: One row per cafe: ``cafe``, ``a_cafe``, ``b_cafe`` (offsets from a and
+    #: b, the random effects u), ``alpha_cafe``, ``beta_cafe`` (a + a_cafe,
+    #: b + b_cafe: the cafe's own morning wait and afternoon difference).
+    cafes: pd.DataFrame
+
+    @property
+    def fixed(self) -> pd.Series:
+        """The fixed effects, indexed ``(Intercept)``, ``afternoon``."""
+        return pd.Series(
+            [self.a, self.b], index=pd.Index(list(CAFE_TERMS), name="term"),
+            name="truth",
+        )
+
+    @property
+    def varcorr(self) -> pd.Series:
+        """SDs, correlation and residual SD with lme4's confint names."""
+        names = varcorr_names(list(CAFE_TERMS), CAFE_GROUP)
+        values = [self.sigma_a, self.rho, self.sigma_b, self.sigma]
+        return pd.Series(values, index=pd.Index(names, name="name"), name="truth")
+
+    @property
+    def S(self) -> np.ndarray:
+        """The 2 x 2 covariance matrix of (a_cafe, b_cafe)."""
+        return covariance_matrix(self.sigma_a, self.sigma_b, self.rho)
+
+
+@dataclass(frozen=True)
+class CafeSimulation:
+    """Simulated visits (``data``) and the parameters behind them (``truth``)."""
+
+    data: pd.DataFrame
+    truth: Truth
+
+
+def covariance_matrix(sigma_a: float, sigma_b: float, rho: float) -> np.ndarray:
+    """S = diag(sigmas) R diag(sigmas) for two terms."""
+    sigmas = np.diag([sigma_a, sigma_b])
+    R = np.array([[1.0, rho], [rho, 1.0]])
+    return sigmas @ R @ sigmas
+
+
+def _check_finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(
+            f"{name} must be a real number, got {value!r} "
+            f"({type(value).__name__}); pass e.g. {name}=1.0."
+        )
+    value = float(value)
+    if not np.isfinite(value):
+        raise InputError(f"{name} must be finite, got {value!r}; pass a real number.")
+    return value
+
+
+def _check_scale(name: str, value: object) -> float:
+    value = _check_finite(name, value)
+    if value <= 0:
+        raise InputError(
+            f"{name} is a standard deviation and must be > 0, got {value!r}; "
+            f"pass a positive value such as {name}=0.5."
+        )
+    return value
+
+
+def _check_count(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(
+            f"{name} must be a whole number >= {minimum}, got {value!r} "
+            f"({type(value).__name__}); pass an int such as {name}={max(minimum, 2)}."
+        )
+    if value < minimum:
+        raise InputError(
+            f"{name} must be >= {minimum}, got {value!r}; pass a larger {name}."
+        )
+    return int(value)
+
+
+def _check_visits(visits: object, n_cafes: int) -> np.ndarray:
+    if isinstance(visits, (str, bytes)) or not isinstance(
+        visits, (Sequence, np.ndarray, pd.Series)
+    ):
+        raise InputError(
+            f"visits must be a sequence of visit counts, one per cafe, got "
+            f"{type(visits).__name__}; pass e.g. visits=[10, 4, 7, ...]."
+        )
+    values = list(visits)
+    if len(values) != n_cafes:
+        raise InputError(
+            f"visits has {len(values)} counts but n_cafes is {n_cafes}; pass one "
+            f"count per cafe, or set n_cafes=len(visits)."
+        )
+    for j, v in enumerate(values):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise InputError(
+                f"visits[{j}] is {v!r}, not a whole number; visit counts must be "
+                f"positive integers."
+            )
+        if v < 1:
+            raise InputError(
+                f"visits[{j}] is {v}; every cafe needs at least one visit. Drop "
+                f"the cafe (and lower n_cafes) instead of giving it 0 visits."
+            )
+    return np.asarray(values, dtype=np.int64)
+
+
+def simulate_cafes(
+    n_cafes: int = 20,
+    n_visits: int = 10,
+    a: float = 3.5,
+    b: float = -1.0,
+    sigma_a: float = 1.0,
+    sigma_b: float = 0.5,
+    rho: float = -0.7,
+    sigma: float = 0.5,
+    *,
+    seed: int | np.random.Generator,
+    visits: Sequence[int] | None = None,
+    no_afternoon: int = 0,
+) -> CafeSimulation:
+    """Simulate the robot's visits to cafes (McElreath, ch. 14).
+
+    Parameters
+    ----------
+    n_cafes : number of cafes J (>= 2); they are labelled 0, ..., J - 1.
+    n_visits : visits per cafe in the balanced design. Visits alternate
+        morning, afternoon, morning, ... as in the book, so an even count
+        gives as many afternoons as mornings. Ignored when ``visits`` is given.
+    a, b : average morning wait and average afternoon difference (the fixed
+        effects).
+    sigma_a, sigma_b, rho : SDs of the cafes' intercepts and slopes and their
+        correlation (the covariance S).
+    sigma : SD of the wait around a cafe's expected wait (within cafes).
+    seed : an int or a ``numpy.random.Generator``; required.
+    visits : per-cafe visit counts for an unbalanced design (length
+        ``n_cafes``); visits still alternate morning, afternoon, ...
+    no_afternoon : how many cafes get only morning visits. These are the
+        last ``no_afternoon`` cafes (labels J - no_afternoon, ..., J - 1);
+        since cafes are exchangeable draws, which ones does not matter.
+
+    Returns
+    -------
+    CafeSimulation with ``data`` (columns ``cafe`` int64, ``afternoon``
+    int64 0/1, ``wait`` float64; rows grouped by cafe in label order) and
+    ``truth`` (:class:`Truth`).
+
+    The cafes' effects are drawn first (J standard normal pairs mapped
+    through the Cholesky factor of S), then the n waits; so for a seed the
+    cafes' effects do not depend on the number or timing of visits.
+    """
+    if seed is None:
+        raise InputError(
+            "seed is required so the simulation is reproducible; pass seed=1234 "
+            "(an int) or a numpy.random.Generator."
+        )
+    if isinstance(seed, np.random.Generator):
+        rng = seed
+    elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if seed < 0:
+            raise InputError(f"seed must be a non-negative int, got {seed}.")
+        rng = np.random.default_rng(int(seed))
+    else:
+        raise InputError(
+            f"seed must be an int or a numpy.random.Generator, got "
+            f"{type(seed).__name__}; pass e.g. seed=1234."
+        )
+    n_cafes = _check_count("n_cafes", n_cafes, 2)
+    a = _check_finite("a", a)
+    b = _check_finite("b", b)
+    sigma_a = _check_scale("sigma_a", sigma_a)
+    sigma_b = _check_scale("sigma_b", sigma_b)
+    sigma = _check_scale("sigma", sigma)
+    rho = _check_finite("rho", rho)
+    if not -1 < rho < 1:
+        raise InputError(
+            f"rho is a correlation and must lie strictly between -1 and 1, got "
+            f"{rho!r}; pass e.g. rho=-0.7 (a value of exactly +-1 makes S "
+            f"singular)."
+        )
+    if visits is None:
+        n_visits = _check_count("n_visits", n_visits, 1)
+        counts = np.full(n_cafes, n_visits, dtype=np.int64)
+    else:
+        counts = _check_visits(visits, n_cafes)
+    no_afternoon = _check_count("no_afternoon", no_afternoon, 0)
+    if no_afternoon > n_cafes:
+        raise InputError(
+            f"no_afternoon is {no_afternoon} but there are only {n_cafes} cafes; "
+            f"pass a number between 0 and n_cafes."
+        )
+
+    S = covariance_matrix(sigma_a, sigma_b, rho)
+    L = np.linalg.cholesky(S)
+    offsets = rng.standard_normal((n_cafes, 2)) @ L.T
+    a_cafe, b_cafe = offsets[:, 0], offsets[:, 1]
+    alpha_cafe, beta_cafe = a + a_cafe, b + b_cafe
+
+    cafe = np.repeat(np.arange(n_cafes, dtype=np.int64), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    visit_number = np.arange(cafe.size) - np.repeat(starts, counts)
+    afternoon = (visit_number % 2).astype(np.int64)
+    morning_only = cafe >= n_cafes - no_afternoon
+    afternoon[morning_only] = 0
+
+    mu = alpha_cafe[cafe] + beta_cafe[cafe] * afternoon
+    wait = rng.normal(loc=mu, scale=sigma)
+
+    data = pd.DataFrame({"cafe": cafe, "afternoon": afternoon, "wait": wait})
+    cafes = pd.DataFrame(
+        {
+            "cafe": np.arange(n_cafes, dtype=np.int64),
+            "a_cafe": a_cafe,
+            "b_cafe": b_cafe,
+            "alpha_cafe": alpha_cafe,
+            "beta_cafe": beta_cafe,
+        }
+    )
+    truth = Truth(
+        a=a, b=b, sigma_a=sigma_a, sigma_b=sigma_b, rho=rho, sigma=sigma,
+        cafes=cafes,
+    )
+    return CafeSimulation(data=data, truth=truth)
