@@ -1,0 +1,65 @@
+# The book's commands. `make book` builds it, `make test` tests it; both
+# install what is missing first (see scripts/setup.sh).
+SHELL := /bin/bash
+PY := .venv/bin/python
+OUT ?= _build
+PORT ?= 8000
+
+# One BLAS thread per process: with two sampling processes and default BLAS
+# threads, PyMC's sampler ran more than 10x slower on this 2-core machine.
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: book test env check serve notebooks pdf html quarto lock clean
+
+## book: the site, the PDF and the notebooks, into _build/
+book: env
+	$(PY) scripts/build_book.py --root . --out $(OUT)
+
+html: env
+	$(PY) scripts/build_book.py --root . --out $(OUT) --formats html
+
+pdf: env
+	$(PY) scripts/build_book.py --root . --out $(OUT) --formats pdf
+
+notebooks: env
+	$(PY) scripts/build_book.py --root . --out $(OUT) --formats notebooks
+
+## test: the whole test suite (unit, cross-engine, bridge, fixture build,
+## and the checks of the built book when _build/ holds one)
+test: env
+	$(PY) -m pytest
+
+## env: system packages (as root) and .venv from requirements.lock
+env:
+	@bash scripts/setup.sh
+
+## check: report what is missing without installing anything
+check:
+	@bash scripts/setup.sh --check
+
+## serve: preview the built site on http://127.0.0.1:$(PORT)/
+serve:
+	@test -f $(OUT)/html/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
+	$(PY) -m http.server --bind 127.0.0.1 --directory $(OUT)/html $(PORT)
+
+## quarto: render with Quarto itself, if it is installed
+quarto: env
+	@command -v quarto >/dev/null 2>&1 || { \
+	  echo "quarto is not installed. Install it from https://quarto.org/docs/get-started/"; \
+	  echo "(a .deb for Debian), then run 'make quarto' again. 'make book' builds the"; \
+	  echo "same book with Sphinx without Quarto."; exit 1; }
+	QUARTO_PYTHON=$(CURDIR)/$(PY) quarto render
+
+## lock: re-resolve requirements.lock from pyproject.toml (needs the registry)
+lock:
+	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install -q --upgrade pip
+	/tmp/lock-venv/bin/pip install -q -e '.[book,test]'
+	/tmp/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+
+clean:
+	rm -rf $(OUT) .jupyter_cache tests/fixture_book/_build
