@@ -1,0 +1,85 @@
+"""Shared fixtures: the default cafe data, lme4's sleepstudy, R availability.
+
+R starts at most once per test session (the ``r_session`` fixture), and only
+when a test that needs it runs: tests marked ``needs_r`` are skipped only
+where R, rpy2 or lme4 is missing, with the reason and the install command.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+#: The seed the book's chapters use (``SEED = 14`` in book/*.qmd).
+CAFE_SEED = 14
+
+
+def _r_missing_reason() -> str | None:
+    from multilevel.lmer import r_available, require_r
+
+    if r_available():
+        return None
+    try:
+        require_r()
+    except Exception as exc:  # EngineMissingError, with the install command
+        return str(exc)
+    return "R is not available"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a ``needs_r`` test only when R, rpy2 or lme4 is absent."""
+    if item.get_closest_marker("needs_r") is not None:
+        reason = _r_missing_reason()
+        if reason is not None:
+            pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def r_session():
+    """Start R once for the session; skip if R, rpy2 or lme4 is absent."""
+    reason = _r_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import rpy2.robjects as ro
+
+    return ro
+
+
+@pytest.fixture(scope="session")
+def cafe_sim():
+    """The book's default cafe simulation (seed 14, all defaults)."""
+    from multilevel.data import simulate_cafes
+
+    return simulate_cafes(seed=CAFE_SEED)
+
+
+@pytest.fixture(scope="session")
+def cafes(cafe_sim) -> pd.DataFrame:
+    """The data of the default cafe simulation (a copy per session)."""
+    return cafe_sim.data.copy()
+
+
+@pytest.fixture(scope="session")
+def sleepstudy(r_session) -> pd.DataFrame:
+    """lme4's ``sleepstudy`` as R holds it.
+
+    ``Reaction`` and ``Days`` are doubles; ``Subject`` holds the factor's
+    labels as ints (308, ..., 372), whose numeric order is R's level order.
+    """
+    ro = r_session
+    from multilevel.lmer import _quiet_console
+
+    with _quiet_console():
+        frame = ro.r("lme4::sleepstudy")
+        subject = ro.r("function(d) as.character(d$Subject)")(frame)
+        levels = ro.r("function(d) levels(d$Subject)")(frame)
+    data = pd.DataFrame(
+        {
+            "Reaction": np.asarray(frame.rx2("Reaction"), dtype=float),
+            "Days": np.asarray(frame.rx2("Days"), dtype=float),
+            "Subject": np.asarray([int(s) for s in subject]),
+        }
+    )
+    assert [int(s) for s in levels] == sorted(set(data["Subject"]))
+    return data
