@@ -354,3 +354,25 @@ def test_display_is_arm_display_text(sleep_fit):
     assert "coef.est" in text and "coef.se" in text
     assert "251.41" in text and "6.82" in text  # 2 digits, as arm rounds
     assert "number of obs: 180, groups: Subject, 18" in text
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize("relabel", ["mixed_case", "categorical", "float"])
+def test_group_order_is_design_order(relabel, cafes, r_session):
+    """R's factor gets design.py's level order, whatever R's locale would do."""
+    from multilevel.design import design_matrices
+
+    data = cafes.copy()
+    if relabel == "mixed_case":  # R's locale collation would interleave cases
+        names = {c: ("c" if c % 2 else "C") + f"{c:02d}" for c in data["cafe"]}
+        data["cafe"] = data["cafe"].map(names)
+    elif relabel == "categorical":  # category order, not sorted order
+        order = sorted(data["cafe"].unique(), reverse=True)
+        data["cafe"] = pd.Categorical(data["cafe"], categories=order)
+    else:
+        data["cafe"] = data["cafe"].astype(float) / 2
+    fit = fit_lmer(data, CAFE_FORMULA, profile=False)
+    design = design_matrices(data, CAFE_FORMULA)
+    assert list(dict.fromkeys(fit.ranef["group"])) == list(design.groups)
+    Z = np.asarray(r_session.r("function(m) as.matrix(lme4::getME(m, 'Z'))")(fit.raw))
+    np.testing.assert_array_equal(Z, np.asarray(design.Z))

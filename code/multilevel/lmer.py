@@ -232,33 +232,19 @@ def _parse(data: pd.DataFrame, formula: str) -> Any:
     return parsed
 
 
-def group_levels(values: pd.Series) -> list[str]:
-    """Group labels in the order R's ``factor()`` gives the original column.
+def _levels(data: pd.DataFrame, parsed: Any) -> tuple[list[str], list[str]]:
+    """Group levels in design.py's (R's factor) order, and each row's label."""
+    from multilevel.design import group_levels
 
-    Numbers sort as numbers (R's factor of an integer column), anything else
-    as strings; labels are returned as strings, as every Fit holds them.
-    """
-    uniq = pd.unique(values)
-    if pd.api.types.is_numeric_dtype(values):
-        uniq = np.sort(uniq)
-        return [str(v) for v in uniq]
-    return sorted(str(v) for v in uniq)
-
-
-def _levels(data: pd.DataFrame, parsed: Any) -> list[str]:
-    try:
-        from multilevel.design import design_matrices
-    except ImportError:
-        return group_levels(data[parsed.group])
-    dm = design_matrices(data, parsed.text, sparse=True)
-    return [str(g) for g in dm.groups]
+    labels, index = group_levels(data[parsed.group])
+    return labels, [labels[i] for i in index]
 
 
 # --------------------------------------------------------------------------
 # The fit
 
 
-def _to_r_frame(data: pd.DataFrame, parsed: Any) -> Any:
+def _to_r_frame(data: pd.DataFrame, parsed: Any, rows: list[str]) -> Any:
     import rpy2.robjects as ro
 
     columns: dict[str, Any] = {}
@@ -268,7 +254,7 @@ def _to_r_frame(data: pd.DataFrame, parsed: Any) -> Any:
     for name in dict.fromkeys(numeric):
         values = np.asarray(data[name], dtype=float)
         columns[name] = ro.FloatVector(values.tolist())
-    columns[parsed.group] = ro.StrVector([str(g) for g in data[parsed.group]])
+    columns[parsed.group] = ro.StrVector(rows)
     return ro.DataFrame(columns)
 
 
@@ -317,12 +303,12 @@ def fit_lmer(
     require_r()
     import rpy2.robjects as ro
 
-    levels = _levels(data, parsed)
+    levels, rows = _levels(data, parsed)
     fixed_names = [t for t in parsed.fixed_terms if t != "(Intercept)"]
     rand_names = [t for t in parsed.random_terms if t != "(Intercept)"]
     console: list[str] = []
     with _quiet_console(console):
-        frame = _to_r_frame(data, parsed)
+        frame = _to_r_frame(data, parsed, rows)
         result = _r_function(_R_FIT)(
             frame,
             parsed.response,
