@@ -1,0 +1,535 @@
+"""Equation set 2: the cafe model in PyMC, sampled with nutpie.
+
+The model of *Statistical Rethinking* ch. 14 (equations 8-16 of the source
+post)::
+
+    W_i ~ Normal(mu_i, sigma_within)                          (8)
+    mu_i = alpha_cafe[cafe[i]] + beta_cafe[cafe[i]] * A_i     (9)
+    sigma_within ~ Exponential(1)                             (10)
+    (alpha_cafe, beta_cafe) ~ MVNormal((a_bar, b_bar), S)     (11)
+    S = diag(sigma_cafe) R diag(sigma_cafe)                   (12)
+    a_bar ~ Normal(5, 2)                                      (13)
+    b_bar ~ Normal(-1, 0.5)                                   (14)
+    sigma_cafe ~ Exponential(1)  (both SDs)                   (15)
+    R ~ LKJCorr(2)                                            (16)
+
+``a_bar`` and ``b_bar`` play the part of lme4's fixed effects; the cafe
+coefficients ``alpha_cafe``/``beta_cafe`` have them "baked in", and the
+offsets lme4 calls random effects are ``alpha_cafe - a_bar`` and
+``beta_cafe - b_bar``, computed draw by draw (:func:`multilevel.compare.unbake`).
+
+Every table of the returned :class:`~multilevel.fit.Fit` reports the
+posterior mean as ``estimate``, the posterior SD as ``std_error`` and the
+highest-density interval at ``level`` as ``lower``/``upper``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import numbers
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from multilevel.errors import InputError
+from multilevel.fit import Fit, varcorr_names
+
+# arviz (imported by pymc) warns once a day, at import time, that it is being
+# refactored. It is advice about arviz's future API, not about our results;
+# ignore exactly that message so it cannot leak into the book or fail tests.
+warnings.filterwarnings(
+    "ignore",
+    message=r"\s*ArviZ is undergoing a major refactor",
+    category=FutureWarning,
+)
+
+import arviz as az  # noqa: E402
+import pymc as pm  # noqa: E402
+
+from multilevel.compare import unbake  # noqa: E402
+
+try:  # the data helper's module; fall back to an equivalent local check
+    from multilevel.data import CAFE_FORMULA
+except ImportError:  # pragma: no cover - only before data.py lands
+    CAFE_FORMULA = "wait ~ 1 + afternoon + (1 + afternoon | cafe)"
+
+#: The two effects of each cafe, with lme4's term names.
+EFFECTS = ("(Intercept)", "afternoon")
+GROUP = "cafe"
+
+#: Priors of equation set 2 (equations 10 and 13-16), by parameter name.
+#: Each entry holds the parameters of a fixed family:
+#: ``a_bar``, ``b_bar``: Normal(mu, sigma); ``sigma_cafe``: Exponential(lam)
+#: for both SDs (``lam`` a number or one rate per effect); ``R``:
+#: LKJCorr(eta); ``sigma_within``: Exponential(lam).
+DEFAULT_PRIORS: Mapping[str, Mapping[str, Any]] = {
+    "a_bar": {"mu": 5.0, "sigma": 2.0},
+    "b_bar": {"mu": -1.0, "sigma": 0.5},
+    "sigma_cafe": {"lam": 1.0},
+    "R": {"eta": 2.0},
+    "sigma_within": {"lam": 1.0},
+}
+
+#: Which prior parameters must be > 0 (scales, rates, the LKJ shape).
+_POSITIVE = {"sigma", "lam", "eta"}
+
+#: The samplers fit_pymc knows.
+SAMPLERS = ("nutpie", "pymc")
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_data(data: Any) -> pd.DataFrame:
+    """Refuse data the cafe model cannot use, with a message that says why."""
+    try:
+        from multilevel.formula import check_data
+    except ImportError:  # pragma: no cover - only before formula.py lands
+        check_data = None
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(
+            f"data must be a pandas DataFrame with columns cafe, afternoon and "
+            f"wait, got {type(data).__name__}; pass e.g. "
+            f"simulate_cafes(seed=1).data."
+        )
+    if check_data is not None:
+        check_data(data, CAFE_FORMULA)
+    else:  # pragma: no cover - the stand-in, removed once formula.py lands
+        for col in ("cafe", "afternoon", "wait"):
+            if col not in data.columns:
+                raise InputError(f"data has no column {col!r}; add it.")
+        for col in ("afternoon", "wait"):
+            if not pd.api.types.is_numeric_dtype(data[col]):
+                raise InputError(f"column {col!r} must be numeric.")
+        if data[["cafe", "afternoon", "wait"]].isna().any().any():
+            raise InputError("data holds NaN; drop or impute those rows first.")
+        if data["cafe"].nunique() < 2:
+            raise InputError("data holds one cafe only; a multilevel model "
+                             "needs at least two groups.")
+    return data
+
+
+def _check_number(where: str, value: Any, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(
+            f"prior {where} must be a real number, got {value!r} "
+            f"({type(value).__name__})."
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise InputError(f"prior {where} must be finite, got {value!r}.")
+    if positive and value <= 0:
+        raise InputError(
+            f"prior {where} is a scale, rate or shape and must be > 0, got "
+            f"{value!r}; pass a positive number."
+        )
+    return value
+
+
+def resolve_priors(
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """DEFAULT_PRIORS with the entries of ``priors`` overriding them by name.
+
+    ``priors={"a_bar": {"sigma": 1.0}}`` keeps ``mu=5`` and narrows the
+    scale. Unknown names, unknown parameters and non-positive scales are
+    refused with :class:`InputError`.
+    """
+    resolved = {name: dict(params) for name, params in DEFAULT_PRIORS.items()}
+    if priors is None:
+        return resolved
+    if not isinstance(priors, Mapping):
+        raise InputError(
+            f"priors must be a dict of prior name -> parameters, got "
+            f"{type(priors).__name__}; e.g. priors={{'a_bar': {{'sigma': 1.0}}}}."
+        )
+    valid = ", ".join(DEFAULT_PRIORS)
+    for name, params in priors.items():
+        if name not in DEFAULT_PRIORS:
+            raise InputError(
+                f"unknown prior {name!r}; the priors of the cafe model are "
+                f"{valid}."
+            )
+        if not isinstance(params, Mapping):
+            raise InputError(
+                f"prior {name!r} must be a dict of parameters such as "
+                f"{dict(DEFAULT_PRIORS[name])}, got {params!r}."
+            )
+        allowed = list(DEFAULT_PRIORS[name])
+        for key, value in params.items():
+            if key not in allowed:
+                raise InputError(
+                    f"prior {name!r} has no parameter {key!r}; its parameters "
+                    f"are {', '.join(allowed)}."
+                )
+            positive = key in _POSITIVE
+            if name == "sigma_cafe" and not isinstance(value, numbers.Real):
+                rates = list(np.ravel(np.asarray(value, dtype=object)))
+                if len(rates) != len(EFFECTS):
+                    raise InputError(
+                        f"prior sigma_cafe lam takes one rate or one per effect "
+                        f"({len(EFFECTS)}), got {value!r}."
+                    )
+                value = [
+                    _check_number(f"sigma_cafe {key}[{k}]", r, positive)
+                    for k, r in enumerate(rates)
+                ]
+            else:
+                value = _check_number(f"{name} {key}", value, positive)
+            resolved[name][key] = value
+    return resolved
+
+
+# --------------------------------------------------------------------- model
+
+
+def _groups(cafe: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes per row and group labels as strings, in R factor order.
+
+    R's ``factor()`` sorts the distinct values (numerically for numbers), so
+    sorting before turning labels into strings keeps cafe 10 after cafe 9.
+    """
+    codes, uniques = pd.factorize(cafe, sort=True)
+    return codes.astype("int64"), [str(u) for u in uniques]
+
+
+def cafe_model(
+    data: pd.DataFrame,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    centered: bool = True,
+) -> pm.Model:
+    """Build equation set 2 (equations 8-16) for cafe data as a PyMC model.
+
+    Named quantities (the same in both parametrisations): ``a_bar``,
+    ``b_bar``, ``chol_cov`` (packed Cholesky factor of S), ``sigma_cafe``
+    (dims ``effect``), ``rho``, ``ab_cafe`` (dims ``cafe``, ``effect``),
+    ``alpha_cafe`` and ``beta_cafe`` (dims ``cafe``), ``sigma_within`` and
+    the observed ``wait``. Coordinates: ``cafe`` holds the group labels as
+    strings, ``effect`` is ``["(Intercept)", "afternoon"]``.
+
+    ``centered=False`` draws ``z ~ Normal(0, 1)`` per cafe and effect and
+    sets ``ab_cafe = (a_bar, b_bar) + L z`` (L the Cholesky factor of S):
+    the same model, a geometry that is easier for NUTS when there are few
+    visits per cafe.
+    """
+    data = _check_data(data)
+    if not isinstance(centered, (bool, np.bool_)):
+        raise InputError(f"centered must be True or False, got {centered!r}.")
+    p = resolve_priors(priors)
+    cafe_idx, labels = _groups(data["cafe"])
+    A = data["afternoon"].to_numpy(dtype="float64")
+    W = data["wait"].to_numpy(dtype="float64")
+    coords = {GROUP: labels, "effect": list(EFFECTS), "obs": np.arange(len(W))}
+    lam_cafe = np.broadcast_to(
+        np.asarray(p["sigma_cafe"]["lam"], dtype="float64"), (len(EFFECTS),)
+    )
+    with pm.Model(coords=coords) as model:
+        # (12), (15), (16): S = diag(sigma_cafe) R diag(sigma_cafe)
+        chol, R, sigma_cafe = pm.LKJCholeskyCov(
+            "chol_cov",
+            n=len(EFFECTS),
+            eta=p["R"]["eta"],
+            sd_dist=pm.Exponential.dist(lam=lam_cafe, shape=len(EFFECTS)),
+            compute_corr=True,
+        )
+        pm.Deterministic("sigma_cafe", sigma_cafe, dims="effect")
+        pm.Deterministic("rho", R[1, 0])
+        # (13), (14)
+        a_bar = pm.Normal("a_bar", **p["a_bar"])
+        b_bar = pm.Normal("b_bar", **p["b_bar"])
+        mean = pm.math.stack([a_bar, b_bar])
+        # (11)
+        if centered:
+            ab_cafe = pm.MvNormal(
+                "ab_cafe", mu=mean, chol=chol, dims=(GROUP, "effect")
+            )
+        else:
+            z = pm.Normal("z", 0.0, 1.0, dims=(GROUP, "effect"))
+            ab_cafe = pm.Deterministic(
+                "ab_cafe", mean + pm.math.dot(z, chol.T), dims=(GROUP, "effect")
+            )
+        alpha_cafe = pm.Deterministic("alpha_cafe", ab_cafe[:, 0], dims=GROUP)
+        beta_cafe = pm.Deterministic("beta_cafe", ab_cafe[:, 1], dims=GROUP)
+        # (10)
+        sigma_within = pm.Exponential("sigma_within", **p["sigma_within"])
+        # (8), (9)
+        mu = alpha_cafe[cafe_idx] + beta_cafe[cafe_idx] * A
+        pm.Normal("wait", mu=mu, sigma=sigma_within, observed=W, dims="obs")
+    return model
+
+
+# ------------------------------------------------------------------ sampling
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hush chatter that is not about our results while compiling/sampling.
+
+    PyTensor warns that it found no BLAS for its C backend (nutpie compiles
+    with numba and does not use it; for PyMC's NUTS the cafe model's 2 x 2
+    algebra does not need it); PyMC logs which sampler it picked. Everything
+    else (divergences, convergence) still comes through and is also on the Fit.
+    """
+    pm_log = logging.getLogger("pymc")
+    old = pm_log.level
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="PyTensor could not link to a BLAS",
+            category=UserWarning,
+        )
+        pm_log.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            pm_log.setLevel(old)
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be a whole number, got {value!r}.")
+    if value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _sample_nutpie(model, draws, tune, chains, seed, progressbar):
+    import nutpie
+
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model)
+    t1 = time.perf_counter()
+    idata = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        progress_bar=progressbar,
+        save_warmup=False,
+    )
+    t2 = time.perf_counter()
+    return idata, {"compile": t1 - t0, "sampling": t2 - t1, "total": t2 - t0}
+
+
+def _sample_pymc(model, draws, tune, chains, seed, progressbar, cores):
+    t0 = time.perf_counter()
+    with model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+        )
+    t1 = time.perf_counter()
+    # pm.sample compiles inside; its time is part of the total.
+    return idata, {"compile": None, "sampling": None, "total": t1 - t0}
+
+
+def _summary(draws: Any, level: float) -> pd.DataFrame:
+    """Mean, SD and HDI of a DataArray over (chain, draw), one row per cell."""
+    mean = draws.mean(("chain", "draw"))
+    sd = draws.std(("chain", "draw"), ddof=1)
+    hdi = az.hdi(draws, hdi_prob=level)
+    hdi = hdi[draws.name] if hasattr(hdi, "data_vars") else hdi
+    return pd.DataFrame(
+        {
+            "estimate": np.ravel(mean.values),
+            "std_error": np.ravel(sd.values),
+            "lower": np.ravel(hdi.sel(hdi="lower").values),
+            "upper": np.ravel(hdi.sel(hdi="higher").values),
+        }
+    )
+
+
+def _group_table(per_term: Mapping[str, Any], level: float) -> pd.DataFrame:
+    """Long table (group, term, ...) from one (chain, draw, cafe) array per term."""
+    parts = []
+    for term, draws in per_term.items():
+        table = _summary(draws, level)
+        table.insert(0, "term", term)
+        table.insert(0, "group", [str(g) for g in draws[GROUP].values])
+        parts.append(table)
+    out = pd.concat(parts, ignore_index=True)
+    order = {g: k for k, g in enumerate(parts[0]["group"])}
+    out["_g"] = out["group"].map(order)
+    out["_t"] = out["term"].map({t: k for k, t in enumerate(per_term)})
+    return (
+        out.sort_values(["_g", "_t"]).drop(columns=["_g", "_t"])
+        .reset_index(drop=True)
+    )
+
+
+def _diagnostics(idata: Any) -> dict[str, Any]:
+    """Worst r-hat and ESS over every posterior quantity, and divergences."""
+    post = idata.posterior
+    with warnings.catch_warnings():
+        # r-hat/ESS of a constant cell are NaN; numpy says so with a warning.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post)
+        ess_bulk = az.ess(post, method="bulk")
+        ess_tail = az.ess(post, method="tail")
+
+    # Cells that are constant by construction (the unit diagonal of the
+    # correlation matrix PyMC stores as chol_cov_corr) have no r-hat or ESS;
+    # skip exactly those. Any other NaN is kept and makes the check fail.
+    varying = {
+        v: np.ravel(
+            (post[v].max(("chain", "draw")) > post[v].min(("chain", "draw"))).values
+        )
+        for v in post.data_vars
+    }
+
+    def worst(ds, fn):
+        vals = np.concatenate(
+            [np.ravel(ds[v].values)[varying[v]] for v in ds.data_vars]
+        )
+        return float(fn(vals))
+
+    return {
+        "r_hat_max": worst(rhat, np.max),
+        "ess_bulk_min": worst(ess_bulk, np.min),
+        "ess_tail_min": worst(ess_tail, np.min),
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+    }
+
+
+def fit_pymc(
+    data: pd.DataFrame,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    centered: bool = True,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    *,
+    seed: int,
+    sampler: str = "nutpie",
+    level: float = 0.95,
+    progressbar: bool = False,
+    cores: int | None = None,
+) -> Fit:
+    """Sample the cafe model and summarise it in the shared :class:`Fit` shape.
+
+    ``sampler="nutpie"`` (default) compiles the model with numba and samples
+    with nutpie; ``sampler="pymc"`` uses PyMC's own NUTS (``cores`` chains in
+    parallel, default PyMC's choice). The seed is required; the same seed
+    gives the same draws. A quick run for tests is just smaller ``draws`` and
+    ``tune``.
+
+    Tables: ``fixed`` (a_bar -> ``(Intercept)``, b_bar -> ``afternoon``),
+    ``varcorr`` (lme4's names), ``ranef`` (offsets alpha_cafe - a_bar and
+    beta_cafe - b_bar, summarised over draws), ``coef`` (alpha_cafe,
+    beta_cafe); estimate = posterior mean, std_error = posterior SD,
+    lower/upper = HDI at ``level``. ``diagnostics`` holds r_hat_max,
+    ess_bulk_min, ess_tail_min, divergences, seconds (compile, sampling,
+    total), seed, draws, tune, chains; ``raw`` the InferenceData.
+    """
+    if sampler not in SAMPLERS:
+        raise InputError(
+            f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(
+            f"seed must be a non-negative whole number, got {seed!r}; pass e.g. "
+            f"seed=2024 so the draws can be reproduced."
+        )
+    draws = _check_count("draws", draws, 1)
+    tune = _check_count("tune", tune, 0)
+    chains = _check_count("chains", chains, 1)
+    if chains < 2:
+        raise InputError(
+            "chains must be >= 2: r-hat compares chains; pass chains=4."
+        )
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (
+        0 < level < 1
+    ):
+        raise InputError(f"level must be in (0, 1), got {level!r}; e.g. 0.95.")
+    model = cafe_model(data, priors=priors, centered=centered)
+    seed = int(seed)
+    with _quiet():
+        if sampler == "nutpie":
+            idata, seconds = _sample_nutpie(
+                model, draws, tune, chains, seed, progressbar
+            )
+            method = "NUTS (nutpie)"
+        else:
+            idata, seconds = _sample_pymc(
+                model, draws, tune, chains, seed, progressbar, cores
+            )
+            method = "NUTS (PyMC)"
+    if not centered:
+        method += ", non-centred"
+
+    post = idata.posterior
+    fixed = _summary(post["a_bar"], level)
+    fixed = pd.concat([fixed, _summary(post["b_bar"], level)], ignore_index=True)
+    fixed.index = pd.Index(list(EFFECTS), name="term")
+
+    names = varcorr_names(list(EFFECTS), GROUP)
+    vc_draws = [
+        post["sigma_cafe"].sel(effect=EFFECTS[0]),
+        post["rho"],
+        post["sigma_cafe"].sel(effect=EFFECTS[1]),
+        post["sigma_within"],
+    ]
+    varcorr = pd.concat(
+        [_summary(d.rename("v"), level) for d in vc_draws], ignore_index=True
+    )
+    varcorr.index = pd.Index(names, name="name")
+    varcorr = varcorr[["estimate", "lower", "upper", "std_error"]]
+
+    offsets = unbake(idata)
+    ranef = _group_table(
+        {EFFECTS[0]: offsets["a_cafe"], EFFECTS[1]: offsets["b_cafe"]}, level
+    )
+    coef = _group_table(
+        {EFFECTS[0]: post["alpha_cafe"], EFFECTS[1]: post["beta_cafe"]}, level
+    )
+
+    diagnostics = _diagnostics(idata)
+    diagnostics.update(
+        seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
+        sampler=sampler, centered=bool(centered),
+    )
+    messages = []
+    if diagnostics["divergences"]:
+        messages.append(
+            f"{diagnostics['divergences']} divergent transitions: the posterior "
+            f"may be biased; try centered=False or more tuning."
+        )
+    if not diagnostics["r_hat_max"] < 1.01:
+        messages.append(
+            f"r-hat up to {diagnostics['r_hat_max']:.3f} (>= 1.01): chains "
+            f"disagree; sample longer."
+        )
+    if not diagnostics["ess_bulk_min"] > 400:
+        messages.append(
+            f"bulk ESS down to {diagnostics['ess_bulk_min']:.0f} (<= 400): "
+            f"too few effective draws for reliable summaries."
+        )
+    return Fit(
+        engine="PyMC",
+        method=method,
+        formula=CAFE_FORMULA,
+        fixed=fixed,
+        varcorr=varcorr,
+        ranef=ranef,
+        coef=coef,
+        criterion=None,
+        interval="HDI",
+        level=float(level),
+        nobs=len(data),
+        ngroups=int(post.sizes[GROUP]),
+        messages=messages,
+        diagnostics=diagnostics,
+        raw=idata,
+    )
