@@ -1,0 +1,95 @@
+"""Downloadable notebooks from the executed chapters.
+
+myst-nb writes each executed chapter to ``jupyter_execute/<docname>.ipynb``
+(next to the Sphinx output folder) with its glue values in
+``<docname>.glue.json``. :func:`export_chapter` turns one into the notebook a
+reader downloads: the build's hidden cells (code hash, inline-expression
+cells, the master toctree) are dropped and each ``{glue:md}`KEY``` in the
+markdown is replaced by its value. The student variant also drops every cell
+tagged ``solution``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+
+from qmd_sphinx.sphinx_reader import is_hash_cell
+
+GLUE_ROLE = re.compile(r"\{glue(?::md|:text|)?\}`([^`]+)`")
+SOLUTION_TAG = "solution"
+
+
+class NotebookExportError(RuntimeError):
+    pass
+
+
+def _glue_values(glue_file: Path) -> dict[str, str]:
+    if not glue_file.is_file():
+        return {}
+    data = json.loads(glue_file.read_text(encoding="utf-8"))
+    values = {}
+    for key, output in data.items():
+        bundle = output.get("data", {})
+        value = bundle.get("text/markdown", bundle.get("text/plain"))
+        if isinstance(value, list):
+            value = "".join(value)
+        if value is not None:
+            values[key] = str(value)
+    return values
+
+
+def _is_build_cell(cell) -> bool:
+    qmd = cell.get("metadata", {}).get("qmd", {})
+    return is_hash_cell(cell) or bool(qmd.get("inline")) or bool(qmd.get("toctree"))
+
+
+def clean_notebook(nb, glue: dict[str, str], where: str):
+    """Drop the build's hidden cells and put the glue values in the text."""
+    cells = []
+    for cell in nb.cells:
+        if _is_build_cell(cell):
+            continue
+        if cell.cell_type == "markdown":
+
+            def value(match, cell=cell):
+                key = match.group(1)
+                if key not in glue:
+                    raise NotebookExportError(
+                        f"{where}: no value for inline expression {key!r}"
+                    )
+                return glue[key]
+
+            cell.source = GLUE_ROLE.sub(value, cell.source)
+        cells.append(cell)
+    nb.cells = cells
+    nb.metadata.pop("source_map", None)
+    return nb
+
+
+def student_variant(nb):
+    """A copy of ``nb`` without the cells tagged ``solution``."""
+    student = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    student.cells = [
+        c for c in student.cells if SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])
+    ]
+    return student
+
+
+def export_chapter(executed: Path, out: Path, student_out: Path) -> None:
+    """Write the reader's and the student's notebook of one chapter."""
+    executed = Path(executed)
+    if not executed.is_file():
+        raise NotebookExportError(
+            f"{executed} not found: the chapter was not executed by the build"
+        )
+    nb = nbformat.read(executed, as_version=4)
+    glue_file = executed.with_name(executed.stem + ".glue.json")
+    nb = clean_notebook(nb, _glue_values(glue_file), str(executed))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    student_out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    nbformat.write(student_variant(nb), student_out)

@@ -1,0 +1,111 @@
+"""The Sphinx configuration of a Quarto book, computed from ``_quarto.yml``.
+
+A ``conf.py`` is two lines::
+
+    from qmd_sphinx.sphinx_conf import configure
+    configure(globals())
+
+Environment variables (set by ``scripts/build_book.py``):
+
+- ``QMD_SPHINX_ROOT``: the book's root (holds ``_quarto.yml``); default: the
+  folder of ``conf.py``;
+- ``QMD_SPHINX_CHAPTERS``: build a sub-book with only these chapter files
+  (separated by commas), plus ``index.qmd``;
+- ``QMD_SPHINX_CODE``: folders whose ``*.py`` files are hashed into the
+  execution cache key (separated by ``os.pathsep``); default: ``code/`` next
+  to ``conf.py``;
+- ``QMD_SPHINX_DOWNLOADS``: what the download menu offers (``notebooks``,
+  ``pdf``; comma separated); default both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from qmd_sphinx.quarto_config import load_quarto, sphinx_settings, toctree_markdown
+from qmd_sphinx.sphinx_reader import code_hash
+
+QUARTO_WORDS = {
+    "figure": "Figure %s",
+    "table": "Table %s",
+    "code-block": "Listing %s",
+    "section": "Section %s",
+    "exercise": "Exercise %s",
+}
+
+
+def _split(value: str | None, sep: str = ",") -> list[str]:
+    return [v.strip() for v in (value or "").split(sep) if v.strip()]
+
+
+def configure(ns: dict[str, Any]) -> None:
+    """Fill a ``conf.py`` namespace with the book's configuration."""
+    confdir = Path(ns["__file__"]).resolve().parent
+    root = Path(os.environ.get("QMD_SPHINX_ROOT") or confdir).resolve()
+    chapters = _split(os.environ.get("QMD_SPHINX_CHAPTERS"))
+    code_dirs = [
+        Path(p) for p in _split(os.environ.get("QMD_SPHINX_CODE"), os.pathsep)
+    ] or [confdir / "code"]
+    downloads = _split(os.environ.get("QMD_SPHINX_DOWNLOADS")) or ["notebooks", "pdf"]
+
+    full = load_quarto(root)
+    book = full.subset(chapters or None)
+    ns.update(sphinx_settings(book))
+    # sphinxcontrib-bibtex resolves relative names against conf.py's folder.
+    ns["bibtex_bibfiles"] = [str(root / b) for b in book.bibliography]
+    ns.update(
+        extensions=["qmd_sphinx"],
+        qmd_root=str(root),
+        qmd_chapters=[c.path for c in book.chapters] if chapters else [],
+        qmd_docnames=[c.docname for c in book.chapters],
+        qmd_parts=[[c.docname for c in cs] for _, cs in book.parts()],
+        qmd_toctree=toctree_markdown(book),
+        qmd_toctree_latex=toctree_markdown(book, appendices=False),
+        qmd_code_hash=code_hash([d for d in code_dirs if d.is_dir()]),
+        qmd_downloads=downloads,
+        qmd_pdf_name="BOOK.pdf",
+        # Sources: only the chapters listed in _quarto.yml are read.
+        exclude_patterns=["_build", "**/_build", ".venv", "**.ipynb_checkpoints"],
+        # Numbering with Quarto's words.
+        numfig=True,
+        numfig_secnum_depth=1,
+        numfig_format=dict(QUARTO_WORDS),
+        math_numfig=True,
+        math_eqref_format="({number})",
+        # MyST syntax the reader emits.
+        myst_enable_extensions=["dollarmath", "amsmath", "colon_fence"],
+        myst_dmath_double_inline=True,
+        # Execution: cached, errors and stderr fail the build.
+        nb_execution_mode="cache",
+        nb_execution_timeout=1800,
+        nb_execution_raise_on_error=True,
+        nb_execution_show_tb=True,
+        nb_merge_streams=True,
+        nb_render_markdown_format="myst",  # pipe tables in text/markdown output
+        nb_output_stderr="error",
+        nb_custom_formats={".qmd": ["qmd_sphinx.sphinx_reader.read_qmd", {}, False]},
+        # Citations.
+        bibtex_default_style="plain",
+        bibtex_reference_style="author_year",
+        # HTML.
+        html_theme="sphinx_book_theme",
+        html_title=book.title,
+        html_theme_options={
+            "use_download_button": True,
+            "use_fullscreen_button": True,
+            "home_page_in_toc": True,
+            "show_toc_level": 2,
+        },
+        html_last_updated_fmt=None,
+        mathjax_path="mathjax/tex-chtml.js",
+        # LaTeX -> PDF with xelatex.
+        latex_engine="xelatex",
+        latex_elements={
+            "papersize": "a4paper",
+            "pointsize": "11pt",
+            "figure_align": "htbp",
+        },
+        latex_show_urls="footnote",
+    )

@@ -1,0 +1,143 @@
+"""Doctree transforms and environment hooks of the Quarto bridge.
+
+- :class:`QuartoTables`: a code cell with ``metadata.qmd.label = tbl-x`` and
+  ``tbl-cap`` turns the first table of its output into a numbered, captioned
+  table with id ``tbl-x``, so ``{numref}`tbl-x``` works in HTML and LaTeX.
+- :class:`RequireAltText`: a figure or image without alt text is a warning
+  (an error under ``-W``) naming the file and line.
+- :func:`continue_chapter_numbers`: Sphinx restarts numbering in every
+  numbered toctree; Quarto numbers chapters straight through the parts.
+"""
+
+from __future__ import annotations
+
+from docutils import nodes
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+
+def _located(node: nodes.Node) -> nodes.Node:
+    """The node itself or its nearest ancestor that knows its source line."""
+    current: nodes.Node | None = node
+    while current is not None:
+        if getattr(current, "line", None):
+            return current
+        current = current.parent
+    return node
+
+
+def _cell_index(node: nodes.Node) -> int | None:
+    current: nodes.Node | None = node
+    while current is not None:
+        if isinstance(current, nodes.Element) and "cell_index" in current:
+            return current["cell_index"]
+        current = current.parent
+    return None
+
+
+class QuartoTables(SphinxTransform):
+    """Caption and label the table produced by a ``tbl-`` labelled cell."""
+
+    default_priority = 400
+
+    def apply(self, **kwargs) -> None:
+        for cell in list(self.document.findall(nodes.container)):
+            if cell.get("nb_element") != "cell_code":
+                continue
+            qmd = (cell.get("cell_metadata") or {}).get("qmd") or {}
+            label = qmd.get("label") or ""
+            if not label.startswith("tbl-"):
+                continue
+            caption = qmd.get("tbl-cap")
+            tables = list(cell.findall(nodes.table))
+            if not caption:
+                logger.warning(
+                    f"cell labelled {label!r} has no tbl-cap: add `#| tbl-cap:`",
+                    location=_located(cell),
+                    type="qmd",
+                    subtype="table",
+                )
+                continue
+            if not tables:
+                logger.warning(
+                    f"cell labelled {label!r} produced no table: display it "
+                    "with multilevel.display.table(...)",
+                    location=_located(cell),
+                    type="qmd",
+                    subtype="table",
+                )
+                continue
+            table = tables[0]
+            if not isinstance(table.children[0], nodes.title):
+                table.insert(0, nodes.title(caption, caption))
+            table["names"].append(label)
+            self.document.note_explicit_target(table, table)
+
+
+class RequireAltText(SphinxTransform):
+    """Every image must carry alt text (``#| fig-alt:`` in a chunk)."""
+
+    default_priority = 800
+
+    def apply(self, **kwargs) -> None:
+        for image in self.document.findall(nodes.image):
+            if str(image.get("alt", "")).strip():
+                continue
+            index = _cell_index(image)
+            where = f" (output of code cell {index + 1})" if index is not None else ""
+            logger.warning(
+                f"figure without alt text{where}: give the chunk a "
+                "`#| label: fig-...`, `#| fig-cap:` and `#| fig-alt:`",
+                location=_located(image),
+                type="qmd",
+                subtype="alt",
+            )
+
+
+def continue_chapter_numbers(app, env) -> list[str]:
+    """Shift section and figure numbers so chapters count on across parts."""
+    from qmd_sphinx.sphinx_reader import STATE
+
+    parts: list[list[str]] = STATE.get("parts") or []
+    offset = 0
+    changed: list[str] = []
+    for docnames in parts:
+        if offset:
+            for docname in docnames:
+                _shift(env, docname, offset)
+                changed.append(docname)
+        offset += len(docnames)
+    return changed
+
+
+def _shift(env, docname: str, offset: int) -> None:
+    secnums = env.toc_secnumbers.get(docname)
+    if secnums:
+        env.toc_secnumbers[docname] = {
+            anchor: (num[0] + offset, *num[1:]) if num else num
+            for anchor, num in secnums.items()
+        }
+    seen: set[int] = set()
+    toc = env.tocs.get(docname)
+    if toc is not None:
+        for ref in toc.findall(nodes.reference):
+            number = ref.get("secnumber")
+            if number and id(number) not in seen:
+                seen.add(id(number))
+                number[0] += offset
+    title = env.titles.get(docname)
+    if title is not None:
+        number = title.get("secnumber")
+        if number and id(number) not in seen:
+            number[0] += offset
+    fignums = env.toc_fignumbers.get(docname)
+    if fignums and env.config.numfig_secnum_depth > 0:
+        env.toc_fignumbers[docname] = {
+            figtype: {
+                fid: (num[0] + offset, *num[1:]) if len(num) > 1 else num
+                for fid, num in numbers.items()
+            }
+            for figtype, numbers in fignums.items()
+        }

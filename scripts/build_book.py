@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""Build a Quarto book with Sphinx: site, PDF and notebooks.
+
+    .venv/bin/python scripts/build_book.py --root . --out _build
+    .venv/bin/python scripts/build_book.py --root . --out _build \\
+        --chapters book/cafes.qmd --formats html
+
+Outputs (under --out):
+  html/                     the site (sphinx-book-theme), with downloads/
+  pdf/BOOK.pdf              the book (Sphinx LaTeX builder, xelatex, latexmk)
+  notebooks/NAME.ipynb      one executed notebook per chapter
+  notebooks/student/        the same without the cells tagged `solution`
+  .jupyter_cache/           the execution cache shared by the builds
+
+Warnings are errors (sphinx-build -W --keep-going). Any failure exits
+non-zero with a message naming the step that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FORMATS = ("html", "pdf", "notebooks")
+PDF_NAME = "BOOK.pdf"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def _say(message: str) -> None:
+    print(f"build_book: {message}", flush=True)
+
+
+def _run(cmd: list[str], step: str, cwd: Path | None = None, env=None) -> None:
+    _say(f"{step}: {' '.join(map(str, cmd))}")
+    result = subprocess.run(cmd, cwd=cwd, env=env)
+    if result.returncode != 0:
+        raise BuildError(f"{step} failed (exit {result.returncode}); see above")
+
+
+def _sphinx(builder: str, root: Path, out: Path, target: Path, env) -> None:
+    cmd = [
+        sys.executable, "-m", "sphinx",
+        "-b", builder,
+        "-W", "--keep-going",
+        "-q",
+        "-c", str(REPO),
+        "-d", str(out / ".doctrees" / builder),
+        str(root), str(target),
+    ]  # fmt: skip
+    _run(cmd, f"sphinx {builder}", env=env)
+
+
+def _latex_to_pdf(latex_dir: Path, out: Path) -> Path:
+    tex = latex_dir / "BOOK.tex"
+    if not tex.is_file():
+        raise BuildError(f"the LaTeX builder wrote no {tex}")
+    if shutil.which("latexmk") is None or shutil.which("xelatex") is None:
+        raise BuildError(
+            "latexmk/xelatex not found; install them with: apt-get install "
+            "latexmk texlive-xetex texlive-fonts-recommended fonts-freefont-otf"
+        )
+    cmd = [
+        "latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error",
+        "-file-line-error", tex.name,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, cwd=latex_dir, capture_output=True, text=True)
+    log = latex_dir / "BOOK.log"
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise BuildError(f"latexmk failed (exit {result.returncode}):\n{tail}")
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    for bad in ("There were undefined references", "Citation `"):
+        if bad in text:
+            raise BuildError(f"LaTeX reports '{bad}' in {log}")
+    pdf_dir = out / "pdf"
+    pdf_dir.mkdir(parents=True, exist_ok=True)
+    target = pdf_dir / PDF_NAME
+    shutil.copy2(latex_dir / "BOOK.pdf", target)
+    return target
+
+
+def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
+    from qmd_sphinx.html import notebook_name
+    from qmd_sphinx.notebooks import export_chapter
+
+    executed = out / "jupyter_execute"
+    written = []
+    for docname in docnames:
+        name = notebook_name(docname)
+        target = out / "notebooks" / name
+        export_chapter(
+            executed / f"{docname}.ipynb", target, out / "notebooks" / "student" / name
+        )
+        written.append(target)
+    return written
+
+
+def _copy_into_site(out: Path, formats: set[str]) -> None:
+    from qmd_sphinx.html import DOWNLOADS_DIR, NOTEBOOKS_DIR
+
+    site = out / "html" / DOWNLOADS_DIR
+    site.mkdir(parents=True, exist_ok=True)
+    if "notebooks" in formats:
+        shutil.copytree(out / "notebooks", site / NOTEBOOKS_DIR, dirs_exist_ok=True)
+    if "pdf" in formats:
+        shutil.copy2(out / "pdf" / PDF_NAME, site / PDF_NAME)
+
+
+def build(
+    root: Path, out: Path, chapters: list[str] | None, formats: set[str]
+) -> dict[str, float]:
+    from qmd_sphinx.quarto_config import load_quarto
+
+    root = root.resolve()
+    out = out.resolve()
+    book = load_quarto(root).subset(chapters)
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        QMD_SPHINX_ROOT=str(root),
+        QMD_SPHINX_CHAPTERS=",".join(chapters or []),
+        QMD_SPHINX_CODE=str(REPO / "code"),
+        QMD_SPHINX_DOWNLOADS=",".join(sorted(formats & {"notebooks", "pdf"})),
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    times: dict[str, float] = {}
+
+    def timed(name, fn, *args):
+        start = time.perf_counter()
+        value = fn(*args)
+        times[name] = time.perf_counter() - start
+        _say(f"{name} done in {times[name]:.1f} s")
+        return value
+
+    if "html" in formats:
+        timed("html", _sphinx, "html", root, out, out / "html", env)
+    if "pdf" in formats:
+        timed("latex", _sphinx, "latex", root, out, out / "latex", env)
+        timed("pdf", _latex_to_pdf, out / "latex", out)
+    if "notebooks" in formats:
+        if not formats & {"html", "pdf"}:  # execute the chapters without a site
+            timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
+        docnames = [c.docname for c in book.chapters]
+        timed("notebooks", _export_notebooks, out, docnames)
+    if "html" in formats:
+        timed("downloads", _copy_into_site, out, formats)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path("."),
+                        help="folder holding _quarto.yml (default: .)")
+    parser.add_argument("--out", type=Path, default=Path("_build"),
+                        help="output folder (default: _build)")
+    parser.add_argument("--chapters", nargs="+", default=None, metavar="FILE",
+                        help="build a sub-book of these chapter files only")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help="comma-separated subset of html,pdf,notebooks")
+    args = parser.parse_args(argv)  # fmt: skip
+
+    formats = {f.strip() for f in args.formats.split(",") if f.strip()}
+    unknown = formats - set(FORMATS)
+    if unknown or not formats:
+        parser.error(f"--formats: choose from {','.join(FORMATS)}, got {args.formats}")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    start = time.perf_counter()
+    try:
+        times = build(args.root, args.out, args.chapters, formats)
+    except BuildError as exc:
+        _say(f"FAILED: {exc}")
+        return 1
+    except (ValueError, OSError, RuntimeError) as exc:  # config, export
+        _say(f"FAILED: {exc}")
+        return 1
+    total = time.perf_counter() - start
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+    _say(f"done in {total:.1f} s ({steps}); outputs in {args.out.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
