@@ -167,3 +167,23 @@ def test_browser_catches_raw_tex_console_errors_and_external_requests(tmp_path):
     assert (tmp_path / "shots" / "ok.png").stat().st_size > 0
     # every broken page is reported, the good one is not
     assert {p.split(":")[0] for p in problems} == {"raw.html", "err.html", "ext.html"}
+
+
+# --- determinism ------------------------------------------------------------
+
+from bookcheck import determinism  # noqa: E402
+
+
+def test_numbers_mask_timings_but_not_estimates():
+    text = "The slope is -1.04 (SE 0.11); nutpie took 2.3 s, 15× faster; 4 min; 1,000 draws."
+    assert determinism.numbers(text) == ["-1.04", "0.11", "1,000"]
+
+
+def test_compare_sites_reports_the_first_differing_number(tmp_path):
+    a = write_site(tmp_path / "a", {"ch.html": "<p>rho is -0.58, took 3.1 s</p>"})
+    b = write_site(tmp_path / "b", {"ch.html": "<p>rho is -0.57, took 2.9 s</p>"})
+    same = write_site(tmp_path / "c", {"ch.html": "<p>rho is -0.58, took 9.9 s</p>"})
+    assert determinism.compare_sites(a, b) == [
+        "ch.html: number 1 differs between builds: -0.58 vs -0.57"
+    ]
+    assert determinism.compare_sites(a, same) == []

@@ -1,0 +1,51 @@
+"""Do two builds of the book print the same numbers?
+
+Every chapter is seeded, so two clean builds must give the same estimates,
+intervals and diagnostics. Wall-clock timings cannot repeat; the book prints
+them with a unit of time ("12.3 s", "4 min") or as a speed ratio ("15×"),
+and only those are left out of the comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bookcheck.site import html_pages, main_text
+
+NUMBER = re.compile(r"(?<![\w.])[-−]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+# A timing: a number followed by a unit of time or the multiplication sign.
+TIMING = re.compile(
+    r"[-−]?\d[\d,]*(?:\.\d+)?\s?(?:ms|s|sec|seconds?|min|minutes?)(?![\w])"
+    r"|[-−]?\d[\d,]*(?:\.\d+)?\s?×"
+)
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers of a text, in order, with timings masked out."""
+    return NUMBER.findall(TIMING.sub(" <time> ", text))
+
+
+def compare_texts(a: str, b: str, name: str) -> list[str]:
+    na, nb = numbers(a), numbers(b)
+    if na == nb:
+        return []
+    for i, (x, y) in enumerate(zip(na, nb)):
+        if x != y:
+            return [f"{name}: number {i + 1} differs between builds: {x} vs {y}"]
+    return [f"{name}: {len(na)} numbers in one build, {len(nb)} in the other"]
+
+
+def compare_sites(a: Path, b: Path) -> list[str]:
+    """Numbers in the main text of every page of two builds of the same book."""
+    a, b = Path(a), Path(b)
+    problems = []
+    pages_a = {p.relative_to(a) for p in html_pages(a)}
+    pages_b = {p.relative_to(b) for p in html_pages(b)}
+    for rel in sorted(pages_a ^ pages_b):
+        problems.append(f"{rel}: present in only one build")
+    for rel in sorted(pages_a & pages_b):
+        if rel.name in ("genindex.html", "search.html"):
+            continue
+        problems += compare_texts(main_text(a / rel), main_text(b / rel), str(rel))
+    return problems
