@@ -293,6 +293,30 @@ def test_plot_varying_scatter_and_identity(fits, kind):
         assert ax.get_ylabel() == fits[1].label
 
 
+def test_plot_varying_against_a_table_without_intervals(sim, fits):
+    """The true offsets (no intervals) against a Fit: vertical bars only."""
+    true_u = sim.truth.cafes.melt(
+        id_vars="cafe", value_vars=["a_cafe", "b_cafe"], var_name="term",
+        value_name="estimate",
+    )
+    true_u = true_u.assign(
+        group=true_u["cafe"].astype(str),
+        term=true_u["term"].map({"a_cafe": "(Intercept)", "b_cafe": "afternoon"}),
+    )
+    fig = plot_varying(true_u, fits[0], label_a="true offset")
+    for ax, term in zip(fig.axes, TERMS):
+        assert ax.get_xlabel() == "true offset"
+        (points,) = _gid(ax.collections, "groups")
+        truth = true_u.query("term == @term")["estimate"]
+        np.testing.assert_allclose(np.sort(points.get_offsets()[:, 0]),
+                                   np.sort(truth))
+        (container,) = ax.containers
+        assert container.has_yerr and not container.has_xerr
+        lower = fits[0].ranef.query("term == @term")["lower"]
+        (identity,) = _gid(ax.lines, "identity")
+        assert identity.get_xdata().min() <= min(lower.min(), truth.min())
+
+
 def test_plot_varying_refuses_mismatch(fits):
     other = fits[1].ranef[fits[1].ranef["group"] != "3"]
     with pytest.raises(InputError, match="only one fit"):

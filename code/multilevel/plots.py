@@ -385,22 +385,33 @@ def _long(obj, attr: str, what: str) -> pd.DataFrame:
     return table
 
 
-def plot_varying(fit_a, fit_b, kind: str = "ranef",
-                 intervals: bool = True) -> Figure:
+def plot_varying(fit_a, fit_b, kind: str = "ranef", intervals: bool = True,
+                 *, label_a: str | None = None,
+                 label_b: str | None = None) -> Figure:
     """One engine's varying effects against another's, per term.
 
-    ``kind`` is ``"ranef"`` (offsets u) or ``"coef"`` (beta + u). Points on
-    the dashed identity line are groups where the engines agree; bars are the
-    intervals of each engine.
+    ``kind`` is ``"ranef"`` (offsets u) or ``"coef"`` (beta + u). Either
+    input may be a long DataFrame (``group``, ``term``, ``estimate``, and
+    optionally ``lower``, ``upper``), e.g. the true offsets of a simulation.
+    Points on the dashed identity line are groups where the two agree;
+    horizontal bars are the intervals of ``fit_a``, vertical ones those of
+    ``fit_b`` (where the table has them). Axis labels are the Fits' labels
+    unless ``label_a``/``label_b`` are given.
     """
     if kind not in ("ranef", "coef"):
         raise InputError(f"kind must be 'ranef' or 'coef', got {kind!r}.")
-    label_a = fit_a.label if isinstance(fit_a, Fit) else "fit a"
-    label_b = fit_b.label if isinstance(fit_b, Fit) else "fit b"
+    if label_a is None:
+        label_a = fit_a.label if isinstance(fit_a, Fit) else "first"
+    if label_b is None:
+        label_b = fit_b.label if isinstance(fit_b, Fit) else "second"
+    keep = ["group", "term", "estimate", "lower", "upper"]
     a = _long(fit_a, kind, "plot_varying (first fit)")
     b = _long(fit_b, kind, "plot_varying (second fit)")
-    joined = a.merge(b, on=["group", "term"], suffixes=("_a", "_b"),
-                     how="outer", indicator=True)
+    a = a[[c for c in keep if c in a.columns]]
+    b = b[[c for c in keep if c in b.columns]]
+    a = a.rename(columns={c: f"{c}_a" for c in keep[2:] if c in a.columns})
+    b = b.rename(columns={c: f"{c}_b" for c in keep[2:] if c in b.columns})
+    joined = a.merge(b, on=["group", "term"], how="outer", indicator=True)
     unmatched = joined[joined["_merge"] != "both"]
     if len(unmatched):
         raise InputError(
@@ -414,21 +425,24 @@ def plot_varying(fit_a, fit_b, kind: str = "ranef",
     for ax, term in zip(axes, terms):
         rows = joined[joined["term"] == term]
         x, y = rows["estimate_a"].to_numpy(float), rows["estimate_b"].to_numpy(float)
-        has_bars = intervals and all(
-            c in rows for c in ("lower_a", "upper_a", "lower_b", "upper_b")
-        )
-        if has_bars:
-            ax.errorbar(x, y,
-                        xerr=[x - rows["lower_a"], rows["upper_a"] - x],
-                        yerr=[y - rows["lower_b"], rows["upper_b"] - y],
-                        fmt="none", ecolor="#BBBBBB", elinewidth=0.8, zorder=1)
+        bars = {
+            side: intervals and f"lower_{side}" in rows and f"upper_{side}" in rows
+            for side in ("a", "b")
+        }
+        xerr = yerr = None
+        if bars["a"]:
+            xerr = np.abs([x - rows["lower_a"], rows["upper_a"] - x])
+        if bars["b"]:
+            yerr = np.abs([y - rows["lower_b"], rows["upper_b"] - y])
+        if xerr is not None or yerr is not None:
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="#BBBBBB",
+                        elinewidth=0.8, zorder=1, gid="intervals")
         ax.scatter(x, y, s=18, color=SERIES_COLORS[0], zorder=3, gid="groups")
-        values = np.concatenate([x, y])
-        if has_bars:
-            values = np.concatenate(
-                [values] + [rows[c].to_numpy(float) for c in
-                            ("lower_a", "upper_a", "lower_b", "upper_b")]
-            )
+        values = [x, y] + [
+            rows[f"{end}_{side}"].to_numpy(float)
+            for side in ("a", "b") if bars[side] for end in ("lower", "upper")
+        ]
+        values = np.concatenate(values)
         values = values[np.isfinite(values)]
         lo, hi = values.min(), values.max()
         pad = 0.05 * (hi - lo or 1.0)
