@@ -41,6 +41,8 @@ def _builder_inited(app) -> None:
     STATE["code_hash"] = config.qmd_code_hash
     latex = app.builder.format == "latex"
     STATE["toctree"] = config.qmd_toctree_latex if latex else config.qmd_toctree
+    if latex:  # appendices come from latex_appendices, not from the toctree
+        config.suppress_warnings = [*config.suppress_warnings, "toc.not_included"]
     STATE["parts"] = [list(p) for p in config.qmd_parts]
     if config.qmd_root:
         try:
@@ -104,6 +106,7 @@ def setup(app):
     app.connect("html-page-context", html.download_menu, priority=520)
     app.add_transform(transforms.QuartoTables)
     app.add_transform(transforms.RequireAltText)
+    app.add_post_transform(transforms.ExerciseLatexLabels)
 
     return {
         "version": __version__,

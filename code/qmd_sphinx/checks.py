@@ -1,7 +1,7 @@
 """Whole-book checks run before Sphinx reads anything.
 
-Every chapter is translated once (syntax outside the subset fails here with
-``file:line``) and scanned with ``reader.scan``; then every cross-reference
+Every chapter is scanned with ``reader.scan``, which translates it (syntax
+outside the subset fails here with ``file:line``); then every cross-reference
 must name a label defined in some chapter, no label may be defined twice, and
 every citation key must exist in the bibliography. All problems are reported
 together, each as ``file:line: message``.
@@ -93,7 +93,7 @@ def _read_chapter(root: Path, rel: str) -> tuple[str, str]:
 
 
 def check_book(
-    book: QuartoBook, full_book: QuartoBook | None = None, translate: bool = True
+    book: QuartoBook, full_book: QuartoBook | None = None
 ) -> dict[str, str]:
     """Check ``book``; return {label: chapter path} for every label of the book.
 
@@ -111,16 +111,11 @@ def check_book(
     built = {c.path for c in book.chapters}
     for chapter in full_book.chapters:
         path, text = _read_chapter(root, chapter.path)
-        if translate and chapter.path in built:
-            try:
-                reader.qmd_to_notebook(text, path=path)
-            except ValueError as exc:  # QmdSyntaxError: "path:line: message"
-                problems.append(str(exc))
-                continue
-        try:
+        try:  # scan translates the chapter: syntax errors surface here
             items = scan_items(reader.scan(text, path))
-        except ValueError as exc:
-            problems.append(str(exc))
+        except ValueError as exc:  # QmdSyntaxError: "path:line: message"
+            if chapter.path in built:
+                problems.append(str(exc))
             continue
         for item in items:
             if item.kind == "label":

@@ -19,7 +19,9 @@ import nbformat
 
 from qmd_sphinx.sphinx_reader import is_hash_cell
 
-GLUE_ROLE = re.compile(r"\{glue(?::md|:text|)?\}`([^`]+)`")
+GLUE_ROLE = re.compile(
+    r"\{glue(?::md|:text|)?\}`([^`]+?)(?::(?:commonmark|gfm|myst))?`"
+)
 SOLUTION_TAG = "solution"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from docutils import nodes
 from sphinx.transforms import SphinxTransform
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -141,3 +142,38 @@ def _shift(env, docname: str, offset: int) -> None:
             }
             for figtype, numbers in fignums.items()
         }
+
+
+class ExerciseLatexLabels(SphinxPostTransform):
+    """Give each numbered exercise the LaTeX label Sphinx's references use.
+
+    In the PDF, sphinx-exercise labels an exercise ``exercise:exr-x`` while a
+    ``{numref}`` (and the solution's title) point to ``docname:exr-x`` and
+    print its number with ``\\ref``. This adds that label, carrying the
+    number Sphinx assigned, just before the exercise.
+    """
+
+    default_priority = 25
+    formats = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        from sphinx_exercise.nodes import exercise_enumerable_node
+
+        for node in list(self.document.findall(exercise_enumerable_node)):
+            docname = node.get("docname", "")
+            label = node.get("label") or (node["ids"][0] if node["ids"] else "")
+            if not docname or not label:
+                continue
+            fignumbers = self.env.toc_fignumbers.get(docname, {}).get("exercise", {})
+            number = fignumbers.get(node["ids"][0] if node["ids"] else label)
+            if not number:
+                continue
+            text = ".".join(map(str, number))
+            raw = nodes.raw(
+                "",
+                "\\phantomsection"
+                f"\\expandafter\\def\\csname @currentlabel\\endcsname{{{text}}}"
+                f"\\label{{{docname}:{label}}}%\n",
+                format="latex",
+            )
+            node.parent.insert(node.parent.index(node), raw)
