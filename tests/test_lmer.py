@@ -376,3 +376,17 @@ def test_group_order_is_design_order(relabel, cafes, r_session):
     assert list(dict.fromkeys(fit.ranef["group"])) == list(design.groups)
     Z = np.asarray(r_session.r("function(m) as.matrix(lme4::getME(m, 'Z'))")(fit.raw))
     np.testing.assert_array_equal(Z, np.asarray(design.Z))
+
+
+@pytest.mark.needs_r
+def test_lme4_refusal_becomes_an_input_error_with_lme4s_reason(r_session):
+    """One visit per cafe: lme4 refuses (more random effects than data)."""
+    data = pd.DataFrame(
+        {
+            "wait": np.linspace(2.0, 5.0, 12),
+            "afternoon": np.tile([0, 1], 6),
+            "cafe": np.arange(12),
+        }
+    )
+    with pytest.raises(InputError, match="number of observations"):
+        fit_lmer(data, CAFE_FORMULA, profile=False)

@@ -26,6 +26,7 @@ highest-density interval at ``level`` as ``lower``/``upper``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import numbers
@@ -54,14 +55,13 @@ import pymc as pm  # noqa: E402
 
 from multilevel.compare import unbake  # noqa: E402
 
-try:  # the data helper's module; fall back to an equivalent local check
-    from multilevel.data import CAFE_FORMULA
-except ImportError:  # pragma: no cover - only before data.py lands
-    CAFE_FORMULA = "wait ~ 1 + afternoon + (1 + afternoon | cafe)"
+from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402
+from multilevel.design import group_levels  # noqa: E402
+from multilevel.formula import check_data  # noqa: E402
 
 #: The two effects of each cafe, with lme4's term names.
-EFFECTS = ("(Intercept)", "afternoon")
-GROUP = "cafe"
+EFFECTS = CAFE_TERMS
+GROUP = CAFE_GROUP
 
 #: Priors of equation set 2 (equations 10 and 13-16), by parameter name.
 #: Each entry holds the parameters of a fixed family:
@@ -88,30 +88,13 @@ SAMPLERS = ("nutpie", "pymc")
 
 def _check_data(data: Any) -> pd.DataFrame:
     """Refuse data the cafe model cannot use, with a message that says why."""
-    try:
-        from multilevel.formula import check_data
-    except ImportError:  # pragma: no cover - only before formula.py lands
-        check_data = None
     if not isinstance(data, pd.DataFrame):
         raise InputError(
             f"data must be a pandas DataFrame with columns cafe, afternoon and "
             f"wait, got {type(data).__name__}; pass e.g. "
             f"simulate_cafes(seed=1).data."
         )
-    if check_data is not None:
-        check_data(data, CAFE_FORMULA)
-    else:  # pragma: no cover - the stand-in, removed once formula.py lands
-        for col in ("cafe", "afternoon", "wait"):
-            if col not in data.columns:
-                raise InputError(f"data has no column {col!r}; add it.")
-        for col in ("afternoon", "wait"):
-            if not pd.api.types.is_numeric_dtype(data[col]):
-                raise InputError(f"column {col!r} must be numeric.")
-        if data[["cafe", "afternoon", "wait"]].isna().any().any():
-            raise InputError("data holds NaN; drop or impute those rows first.")
-        if data["cafe"].nunique() < 2:
-            raise InputError("data holds one cafe only; a multilevel model "
-                             "needs at least two groups.")
+    check_data(data, CAFE_FORMULA)
     return data
 
 
@@ -189,16 +172,6 @@ def resolve_priors(
 # --------------------------------------------------------------------- model
 
 
-def _groups(cafe: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes per row and group labels as strings, in R factor order.
-
-    R's ``factor()`` sorts the distinct values (numerically for numbers), so
-    sorting before turning labels into strings keeps cafe 10 after cafe 9.
-    """
-    codes, uniques = pd.factorize(cafe, sort=True)
-    return codes.astype("int64"), [str(u) for u in uniques]
-
-
 def cafe_model(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -222,7 +195,8 @@ def cafe_model(
     if not isinstance(centered, (bool, np.bool_)):
         raise InputError(f"centered must be True or False, got {centered!r}.")
     p = resolve_priors(priors)
-    cafe_idx, labels = _groups(data["cafe"])
+    # group labels as strings in R's factor order (as lme4 and design.py)
+    labels, cafe_idx = group_levels(data[GROUP])
     A = data["afternoon"].to_numpy(dtype="float64")
     W = data["wait"].to_numpy(dtype="float64")
     coords = {GROUP: labels, "effect": list(EFFECTS), "obs": np.arange(len(W))}
@@ -299,11 +273,38 @@ def _check_count(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _sample_nutpie(model, draws, tune, chains, seed, progressbar):
+#: nutpie's compiled models, keyed by (data, priors, centred): compiling
+#: takes seconds, sampling a compiled model again costs nothing extra, and
+#: the draws depend only on the compiled model and the seed.
+_COMPILED: dict[str, Any] = {}
+_COMPILED_MAX = 4
+
+
+def _model_key(data: pd.DataFrame, priors: dict, centered: bool) -> str:
+    cols = data[[GROUP, "afternoon", "wait"]]
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()
+    )
+    digest.update(repr((sorted(priors.items()), bool(centered))).encode())
+    digest.update(repr([str(d) for d in cols.dtypes]).encode())
+    return digest.hexdigest()
+
+
+def clear_compiled() -> None:
+    """Forget the compiled nutpie models (the next fit compiles afresh)."""
+    _COMPILED.clear()
+
+
+def _sample_nutpie(model, key, draws, tune, chains, seed, progressbar):
     import nutpie
 
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model)
+    cached = key in _COMPILED
+    if not cached:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = nutpie.compile_pymc_model(model)
+    compiled = _COMPILED[key]
     t1 = time.perf_counter()
     idata = nutpie.sample(
         compiled,
@@ -315,7 +316,9 @@ def _sample_nutpie(model, draws, tune, chains, seed, progressbar):
         save_warmup=False,
     )
     t2 = time.perf_counter()
-    return idata, {"compile": t1 - t0, "sampling": t2 - t1, "total": t2 - t0}
+    seconds = {"compile": t1 - t0, "sampling": t2 - t1, "total": t2 - t0}
+    seconds["compile_cached"] = cached
+    return idata, seconds
 
 
 def _sample_pymc(model, draws, tune, chains, seed, progressbar, cores):
@@ -332,7 +335,9 @@ def _sample_pymc(model, draws, tune, chains, seed, progressbar, cores):
         )
     t1 = time.perf_counter()
     # pm.sample compiles inside; its time is part of the total.
-    return idata, {"compile": None, "sampling": None, "total": t1 - t0}
+    return idata, {
+        "compile": None, "sampling": None, "total": t1 - t0, "compile_cached": False
+    }
 
 
 def _summary(draws: Any, level: float) -> pd.DataFrame:
@@ -457,8 +462,9 @@ def fit_pymc(
     seed = int(seed)
     with _quiet():
         if sampler == "nutpie":
+            key = _model_key(data, resolve_priors(priors), centered)
             idata, seconds = _sample_nutpie(
-                model, draws, tune, chains, seed, progressbar
+                model, key, draws, tune, chains, seed, progressbar
             )
             method = "NUTS (nutpie)"
         else:

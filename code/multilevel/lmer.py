@@ -299,9 +299,12 @@ def fit_lmer(
         raise InputError(f"level must be a number in (0, 1), got {level!r}.")
     if not isinstance(reml, bool):
         raise InputError(f"reml must be True or False, got {reml!r}.")
+    if not isinstance(profile, bool):
+        raise InputError(f"profile must be True or False, got {profile!r}.")
     parsed = _parse(data, formula)
     require_r()
     import rpy2.robjects as ro
+    from rpy2.rinterface_lib.embedded import RRuntimeError
 
     levels, rows = _levels(data, parsed)
     fixed_names = [t for t in parsed.fixed_terms if t != "(Intercept)"]
@@ -309,19 +312,27 @@ def fit_lmer(
     console: list[str] = []
     with _quiet_console(console):
         frame = _to_r_frame(data, parsed, rows)
-        result = _r_function(_R_FIT)(
-            frame,
-            parsed.response,
-            "(Intercept)" in parsed.fixed_terms,
-            ro.StrVector(fixed_names),
-            "(Intercept)" in parsed.random_terms,
-            ro.StrVector(rand_names),
-            parsed.group,
-            ro.StrVector(levels),
-            reml,
-            float(level),
-            profile,
-        )
+        try:
+            result = _r_function(_R_FIT)(
+                frame,
+                parsed.response,
+                "(Intercept)" in parsed.fixed_terms,
+                ro.StrVector(fixed_names),
+                "(Intercept)" in parsed.random_terms,
+                ro.StrVector(rand_names),
+                parsed.group,
+                ro.StrVector(levels),
+                reml,
+                float(level),
+                profile,
+            )
+        except RRuntimeError as exc:
+            said = "".join(console).strip() or str(exc)
+            raise InputError(
+                f"lme4 could not fit {parsed.text!r} to these data: {said} "
+                "Check the design (e.g. enough observations per group for "
+                "the random terms)."
+            ) from None
     r = _as_dict(result)
     model = result.rx2("model")
     messages = _dedupe([str(s) for s in r["notes"]])
@@ -334,7 +345,7 @@ def fit_lmer(
     ci = _interval_table(r, messages)
 
     z = stats.norm.ppf(0.5 + level / 2)
-    fixed = _fixed_table(r, ci, z, profile)
+    fixed = _fixed_table(r, ci)
     varcorr = _varcorr_table(r, ci, parsed)
     ranef = _ranef_table(r, z)
     coef = _coef_table(r, ranef, z)
@@ -394,9 +405,7 @@ def _interval_table(r: dict[str, Any], messages: list[str]) -> pd.DataFrame:
     return pd.DataFrame(ci, index=names, columns=["lower", "upper"])
 
 
-def _fixed_table(
-    r: dict[str, Any], ci: pd.DataFrame, z: float, profile: bool
-) -> pd.DataFrame:
+def _fixed_table(r: dict[str, Any], ci: pd.DataFrame) -> pd.DataFrame:
     terms = [str(s) for s in r["beta_names"]]
     beta = np.asarray(r["beta"], dtype=float)
     se = np.sqrt(np.diag(np.asarray(r["vcov"], dtype=float)))

@@ -823,9 +823,9 @@ def profile_varcorr(
     q = s.q
     kinds = _psi_kinds(q)
     psi_hat = _varcorr_from(theta_to_T(theta_hat, q), sigma_hat)
-    if np.any(psi_hat[[i for i, k in enumerate(kinds) if k != "cor"]] < 1e-6) or (
-        np.any(np.abs(psi_hat[[i for i, k in enumerate(kinds) if k == "cor"]]) > 1 - 1e-6)
-    ):
+    sds = psi_hat[[i for i, k in enumerate(kinds) if k != "cor"]]
+    cors = psi_hat[[i for i, k in enumerate(kinds) if k == "cor"]]
+    if np.any(sds < 1e-6 * sigma_hat) or np.any(np.abs(cors) > 1 - 1e-6):
         raise _ProfileFailed(
             "the fit is on the boundary (an sd of 0 or a correlation of +-1); "
             "profiling from the boundary is not implemented"

@@ -1,0 +1,426 @@
+"""The PyMC cafe model (equation set 2) and its nutpie fit.
+
+References are independent of the code under test: scipy's densities for the
+priors, the truth of the simulation, lme4's estimates, a second
+parametrisation of the same model, and the algebra (offsets = coefficients
+minus population means, draw by draw).
+
+MCMC tests share one 4 x 1000-draw fit of the book's default cafe data
+(``simulate_cafes(seed=14)``, conftest's ``CAFE_SEED``) sampled with
+``SEED`` below; the model compiles once per session (fit_pymc caches
+nutpie's compiled models by data, priors and parametrisation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from multilevel.bayes import (
+    DEFAULT_PRIORS,
+    cafe_model,
+    clear_compiled,
+    fit_pymc,
+    resolve_priors,
+)
+from multilevel.compare import unbake
+from multilevel.data import CAFE_FORMULA
+from multilevel.errors import InputError
+from multilevel.fit import varcorr_names
+
+# PyTensor's C backend (used by pm.logp(...).eval() and PyMC's own NUTS)
+# warns that it found no BLAS here; that is about speed, not results.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:PyTensor could not link to a BLAS:UserWarning"
+)
+
+#: The sampler seed of every MCMC test here.
+SEED = 2024
+TERMS = ["(Intercept)", "afternoon"]
+
+
+@pytest.fixture(scope="session")
+def pymc_fit(cafes):
+    """4 chains x 1000 draws after 1000 tuning, nutpie, centred."""
+    return fit_pymc(cafes, seed=SEED)
+
+
+@pytest.fixture(scope="session")
+def pymc_fit_noncentred(cafes):
+    return fit_pymc(cafes, centered=False, seed=SEED)
+
+
+def _logp(model, name, value):
+    import pymc as pm
+
+    return float(pm.logp(model[name], np.float64(value)).eval())
+
+
+# ---------------------------------------------------------------- the model
+
+
+def test_default_priors_are_the_equations():
+    assert DEFAULT_PRIORS["a_bar"] == {"mu": 5.0, "sigma": 2.0}  # (13)
+    assert DEFAULT_PRIORS["b_bar"] == {"mu": -1.0, "sigma": 0.5}  # (14)
+    assert DEFAULT_PRIORS["sigma_cafe"] == {"lam": 1.0}  # (15)
+    assert DEFAULT_PRIORS["R"] == {"eta": 2.0}  # (16)
+    assert DEFAULT_PRIORS["sigma_within"] == {"lam": 1.0}  # (10)
+
+
+def test_prior_densities_match_scipy(cafes):
+    model = cafe_model(cafes)
+    assert _logp(model, "a_bar", 3.1) == pytest.approx(
+        stats.norm(5, 2).logpdf(3.1), rel=1e-7
+    )
+    assert _logp(model, "b_bar", -0.3) == pytest.approx(
+        stats.norm(-1, 0.5).logpdf(-0.3), rel=1e-7
+    )
+    assert _logp(model, "sigma_within", 0.7) == pytest.approx(
+        stats.expon(scale=1.0).logpdf(0.7), rel=1e-7
+    )
+
+
+def test_priors_are_overridden_by_name(cafes):
+    model = cafe_model(cafes, priors={"a_bar": {"sigma": 1.0},
+                                      "sigma_within": {"lam": 2.0}})
+    # mu stays the default 5; only the scale changes
+    assert _logp(model, "a_bar", 3.1) == pytest.approx(
+        stats.norm(5, 1).logpdf(3.1), rel=1e-7
+    )
+    assert _logp(model, "sigma_within", 0.7) == pytest.approx(
+        stats.expon(scale=0.5).logpdf(0.7), rel=1e-7
+    )
+    # the defaults themselves are untouched
+    assert DEFAULT_PRIORS["a_bar"]["sigma"] == 2.0
+
+
+def test_lkj_prior_and_exponential_scales_are_the_equations(cafes):
+    """The joint prior of the Cholesky factor changes with eta and the rates
+    exactly as LKJ(eta) and Exponential(lam) densities say."""
+    import pymc as pm
+
+    base = cafe_model(cafes)
+    wider = cafe_model(cafes, priors={"R": {"eta": 5.0},
+                                      "sigma_cafe": {"lam": [2.0, 3.0]}})
+    sd = np.array([0.8, 0.4])
+    rho = -0.3
+    L = np.linalg.cholesky(
+        np.diag(sd) @ np.array([[1, rho], [rho, 1]]) @ np.diag(sd)
+    )
+    packed = L[np.tril_indices(2)]
+    lp_base = float(pm.logp(base["chol_cov"], packed).eval())
+    lp_wider = float(pm.logp(wider["chol_cov"], packed).eval())
+    # LKJ(eta) density of R is proportional to det(R)^(eta - 1); the
+    # normalising constants differ too, so compare the difference of two
+    # points, where they cancel.
+    rho2 = 0.5
+    L2 = np.linalg.cholesky(
+        np.diag(sd) @ np.array([[1, rho2], [rho2, 1]]) @ np.diag(sd)
+    )
+    packed2 = L2[np.tril_indices(2)]
+    d_base = lp_base - float(pm.logp(base["chol_cov"], packed2).eval())
+    d_wider = lp_wider - float(pm.logp(wider["chol_cov"], packed2).eval())
+    det = 1 - rho**2
+    det2 = 1 - rho2**2
+    expected_change = (5.0 - 2.0) * (np.log(det) - np.log(det2))
+    assert d_wider - d_base == pytest.approx(expected_change, rel=1e-8)
+    # same R, other SDs: only the Exponential(lam) terms -lam * sd differ
+    sd3 = np.array([1.3, 0.2])
+    L3 = np.linalg.cholesky(
+        np.diag(sd3) @ np.array([[1, rho], [rho, 1]]) @ np.diag(sd3)
+    )
+    packed3 = L3[np.tril_indices(2)]
+    e_base = lp_base - float(pm.logp(base["chol_cov"], packed3).eval())
+    e_wider = lp_wider - float(pm.logp(wider["chol_cov"], packed3).eval())
+    expected = -np.dot(np.array([2.0, 3.0]) - 1.0, sd - sd3)
+    assert e_wider - e_base == pytest.approx(expected, rel=1e-8)
+
+
+def test_named_quantities_dims_and_coords(cafes):
+    for centered in (True, False):
+        model = cafe_model(cafes, centered=centered)
+        names = set(model.named_vars)
+        for name in ("a_bar", "b_bar", "chol_cov", "sigma_cafe", "rho",
+                     "ab_cafe", "alpha_cafe", "beta_cafe", "sigma_within",
+                     "wait"):
+            assert name in names, (centered, name)
+        assert list(model.coords["cafe"]) == [str(j) for j in range(20)]
+        assert list(model.coords["effect"]) == TERMS
+        assert model.named_vars_to_dims["ab_cafe"] == ("cafe", "effect")
+        assert model.named_vars_to_dims["alpha_cafe"] == ("cafe",)
+        free = {v.name for v in model.free_RVs}
+        if centered:
+            assert "ab_cafe" in free and "z" not in free
+        else:
+            assert "z" in free and "ab_cafe" not in free
+
+
+def test_cafe_labels_follow_r_factor_order(cafes):
+    relabelled = cafes.assign(cafe=cafes["cafe"] + 1)  # 1..20: 10 after 9
+    model = cafe_model(relabelled)
+    assert list(model.coords["cafe"]) == [str(j) for j in range(1, 21)]
+
+
+def test_noncentred_coefficients_are_mean_plus_L_z(cafes):
+    """ab_cafe = (a_bar, b_bar) + z L^T, checked on a joint prior draw."""
+    import pymc as pm
+
+    model = cafe_model(cafes, centered=False)
+    ab, packed, a_bar, b_bar, z = pm.draw(
+        [model[v] for v in ("ab_cafe", "chol_cov", "a_bar", "b_bar", "z")],
+        random_seed=1,
+    )
+    L = np.zeros((2, 2))
+    L[np.tril_indices(2)] = packed
+    np.testing.assert_allclose(ab, np.array([a_bar, b_bar]) + z @ L.T,
+                               rtol=1e-12)
+
+
+# --------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "priors, match",
+    [
+        ({"alpha": {"mu": 0}}, "unknown prior 'alpha'.*a_bar, b_bar, "
+                               "sigma_cafe, R, sigma_within"),
+        ({"a_bar": {"sigma": 0.0}}, "must be > 0"),
+        ({"b_bar": {"sigma": -1}}, "must be > 0"),
+        ({"sigma_within": {"lam": 0}}, "must be > 0"),
+        ({"R": {"eta": -2}}, "must be > 0"),
+        ({"sigma_cafe": {"lam": [1.0, 0.0]}}, "must be > 0"),
+        ({"sigma_cafe": {"lam": [1.0, 1.0, 1.0]}}, "one rate or one per"),
+        ({"a_bar": {"scale": 1.0}}, "no parameter 'scale'.*mu, sigma"),
+        ({"a_bar": 1.0}, "must be a dict of parameters"),
+        ({"a_bar": {"mu": float("nan")}}, "finite"),
+        ({"a_bar": {"mu": "5"}}, "real number"),
+        ([("a_bar", {})], "must be a dict"),
+    ],
+)
+def test_bad_priors_are_refused(priors, match, cafes):
+    with pytest.raises(InputError, match=match):
+        resolve_priors(priors)
+    with pytest.raises(InputError, match=match):
+        cafe_model(cafes, priors=priors)
+
+
+def test_bad_data_is_refused(cafes):
+    with pytest.raises(InputError, match="DataFrame"):
+        cafe_model(cafes.to_dict())
+    with pytest.raises(InputError, match="afternon|afternoon"):
+        cafe_model(cafes.rename(columns={"afternoon": "afternon"}))
+    with_nan = cafes.copy()
+    with_nan.loc[3, "wait"] = np.nan
+    with pytest.raises(InputError, match="missing"):
+        cafe_model(with_nan)
+    with pytest.raises(InputError, match="two groups"):
+        cafe_model(cafes[cafes["cafe"] == 0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sampler": "stan", "seed": 1}, "unknown sampler 'stan'.*nutpie, pymc"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": 1, "chains": 1}, "chains must be >= 2"),
+        ({"seed": 1, "draws": 0}, "draws"),
+        ({"seed": 1, "level": 1.2}, "level"),
+        ({"seed": 1, "centered": "no"}, "centered"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, match, cafes):
+    with pytest.raises(InputError, match=match):
+        fit_pymc(cafes, **kwargs)
+
+
+def test_seed_is_required(cafes):
+    with pytest.raises(TypeError, match="seed"):
+        fit_pymc(cafes)
+
+
+# ------------------------------------------------------------- unbaking
+
+
+def test_unbake_subtracts_draw_by_draw_on_hand_made_draws():
+    import arviz as az
+
+    rng = np.random.default_rng(7)
+    a_bar = rng.normal(size=(2, 5))
+    b_bar = rng.normal(size=(2, 5))
+    alpha = rng.normal(size=(2, 5, 3))
+    beta = rng.normal(size=(2, 5, 3))
+    idata = az.from_dict(
+        posterior={"a_bar": a_bar, "b_bar": b_bar, "alpha_cafe": alpha,
+                   "beta_cafe": beta},
+        coords={"cafe": ["a", "b", "c"]},
+        dims={"alpha_cafe": ["cafe"], "beta_cafe": ["cafe"]},
+    )
+    u = unbake(idata)
+    assert u["a_cafe"].dims == ("chain", "draw", "cafe")
+    np.testing.assert_array_equal(u["a_cafe"].values, alpha - a_bar[..., None])
+    np.testing.assert_array_equal(u["b_cafe"].values, beta - b_bar[..., None])
+    tidy = u.to_dataframe()
+    assert len(tidy) == 2 * 5 * 3
+
+
+# ---------------------------------------------------------- MCMC (slow)
+
+
+@pytest.mark.slow
+def test_default_fit_converges(pymc_fit):
+    d = pymc_fit.diagnostics
+    assert d["r_hat_max"] < 1.01
+    assert d["ess_bulk_min"] > 400
+    assert d["ess_tail_min"] > 400
+    assert d["divergences"] == 0
+    assert (d["draws"], d["tune"], d["chains"], d["seed"]) == (1000, 1000, 4, SEED)
+    assert pymc_fit.messages == []
+
+
+@pytest.mark.slow
+def test_fit_has_the_shared_shape(pymc_fit, cafes):
+    f = pymc_fit
+    assert (f.engine, f.interval, f.criterion, f.level) == ("PyMC", "HDI", None,
+                                                              0.95)
+    assert "nutpie" in f.method
+    assert f.formula == CAFE_FORMULA
+    assert (f.nobs, f.ngroups) == (len(cafes), 20)
+    assert list(f.fixed.index) == TERMS
+    assert list(f.varcorr.index) == varcorr_names(TERMS, "cafe")
+    groups = [str(j) for j in range(20)]
+    for table in (f.ranef, f.coef):
+        assert list(table["group"]) == [g for g in groups for _ in TERMS]
+        assert list(table["term"]) == TERMS * 20
+    for table in (f.fixed, f.varcorr, f.ranef, f.coef):
+        assert (table["lower"] < table["estimate"]).all()
+        assert (table["estimate"] < table["upper"]).all()
+    # fixed effects: the posterior of a_bar and b_bar, from the raw draws
+    post = f.raw.posterior
+    assert f.fixed.loc["(Intercept)", "estimate"] == pytest.approx(
+        float(post["a_bar"].mean()), rel=1e-12
+    )
+    assert f.fixed.loc["afternoon", "std_error"] == pytest.approx(
+        float(post["b_bar"].std(ddof=1)), rel=1e-12
+    )
+    assert f.varcorr.loc["cor_afternoon.(Intercept)|cafe", "estimate"] == (
+        pytest.approx(float(post["rho"].mean()), rel=1e-12)
+    )
+
+
+@pytest.mark.slow
+def test_posterior_recovers_the_simulation_truth(pymc_fit, cafe_sim):
+    """The truth lies inside the 99.9% HDI of a_bar, b_bar and sigma.
+
+    Seeds: data ``simulate_cafes(seed=14)``, sampler ``SEED``. With a 99.9%
+    interval a correct sampler fails this about once in a thousand data
+    sets per quantity, so a failure points at a bug, not at bad luck.
+    """
+    import arviz as az
+
+    post = pymc_fit.raw.posterior
+    truth = cafe_sim.truth
+    for name, true in (("a_bar", truth.a), ("b_bar", truth.b),
+                       ("sigma_within", truth.sigma)):
+        lo, hi = az.hdi(post[name], hdi_prob=0.999)[name].values
+        assert lo < true < hi, (name, lo, true, hi)
+
+
+@pytest.mark.slow
+def test_unbaked_offsets_are_coef_minus_fixed_per_draw(pymc_fit):
+    post = pymc_fit.raw.posterior
+    u = unbake(pymc_fit)
+    np.testing.assert_array_equal(
+        u["a_cafe"].values,
+        post["alpha_cafe"].values - post["a_bar"].values[..., None],
+    )
+    np.testing.assert_array_equal(
+        u["b_cafe"].values,
+        post["beta_cafe"].values - post["b_bar"].values[..., None],
+    )
+    ranef = pymc_fit.ranef.set_index(["group", "term"])
+    for var, term in (("a_cafe", "(Intercept)"), ("b_cafe", "afternoon")):
+        means = u[var].mean(("chain", "draw")).to_series()
+        sds = u[var].std(("chain", "draw"), ddof=1).to_series()
+        got = ranef.xs(term, level="term")
+        np.testing.assert_allclose(got["estimate"], means.values, rtol=1e-12)
+        np.testing.assert_allclose(got["std_error"], sds.values, rtol=1e-12)
+    # the offsets' SD is not the coefficients' SD: the per-draw subtraction
+    # carries the correlation between alpha_cafe and a_bar
+    coef = pymc_fit.coef.set_index(["group", "term"])
+    assert not np.allclose(ranef["std_error"], coef["std_error"], rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_draws(pymc_fit, cafes):
+    again = fit_pymc(cafes, seed=SEED)
+    other = fit_pymc(cafes, seed=SEED + 1)
+    a, b, c = (f.raw.posterior for f in (pymc_fit, again, other))
+    for name in ("a_bar", "b_bar", "ab_cafe", "chol_cov", "sigma_within"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+        assert not np.array_equal(a[name].values, c[name].values)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_draws_after_a_fresh_compile(pymc_fit, cafes):
+    clear_compiled()
+    fresh = fit_pymc(cafes, seed=SEED)
+    assert fresh.diagnostics["seconds"]["compile_cached"] is False
+    for name in ("a_bar", "b_bar", "ab_cafe", "sigma_within"):
+        np.testing.assert_array_equal(
+            fresh.raw.posterior[name].values, pymc_fit.raw.posterior[name].values
+        )
+
+
+@pytest.mark.slow
+def test_centred_and_noncentred_agree_within_monte_carlo_error(
+    pymc_fit, pymc_fit_noncentred
+):
+    """Same model, two parametrisations: posterior means differ by no more
+    than 4.5 combined Monte Carlo standard errors, for each of the 46
+    quantities (false-alarm rate ~ 46 * 7e-6 if both runs are right)."""
+    import arviz as az
+
+    nc = pymc_fit_noncentred
+    assert nc.diagnostics["r_hat_max"] < 1.01
+    assert nc.diagnostics["divergences"] == 0
+    names = ["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within",
+             "alpha_cafe", "beta_cafe"]
+    c_post = pymc_fit.raw.posterior[names]
+    n_post = nc.raw.posterior[names]
+    c_mcse, n_mcse = az.mcse(c_post), az.mcse(n_post)
+    checked = 0
+    for name in names:
+        diff = np.abs(c_post[name].mean(("chain", "draw"))
+                      - n_post[name].mean(("chain", "draw"))).values
+        tol = 4.5 * np.hypot(c_mcse[name].values, n_mcse[name].values)
+        assert np.all(diff < tol), (name, diff, tol)
+        checked += diff.size
+    assert checked == 46
+    assert "non-centred" in nc.method
+
+
+@pytest.mark.slow
+@pytest.mark.needs_r
+def test_fixed_effects_agree_with_lme4(pymc_fit, cafes):
+    from multilevel.lmer import fit_lmer
+
+    lmer = fit_lmer(cafes, CAFE_FORMULA, profile=False)
+    diff = (pymc_fit.fixed["estimate"] - lmer.fixed["estimate"]).abs()
+    assert list(diff.index) == TERMS
+    assert (diff < 0.05).all(), diff
+
+
+@pytest.mark.slow
+def test_pymc_default_sampler_gives_the_same_posterior(pymc_fit, cafes):
+    """PyMC's own NUTS (short run) agrees with nutpie on the fixed effects
+    to within half a posterior SD (its Monte Carlo error is ~0.1 SD)."""
+    quick = fit_pymc(cafes, draws=300, tune=300, chains=2, seed=SEED,
+                     sampler="pymc", cores=1)
+    assert quick.method == "NUTS (PyMC)"
+    assert quick.diagnostics["seconds"]["total"] > 0
+    diff = (quick.fixed["estimate"] - pymc_fit.fixed["estimate"]).abs()
+    assert (diff < 0.5 * pymc_fit.fixed["std_error"]).all(), diff
+    assert isinstance(quick.ranef, pd.DataFrame) and len(quick.ranef) == 40
