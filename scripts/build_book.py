@@ -133,6 +133,10 @@ def build(
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
+        # The kernels inherit this environment: with MPLBACKEND=Agg (the
+        # Makefile's, for tests) a figure is not displayed and its cell has no
+        # image. The inline backend is the one a notebook kernel uses.
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
     )
     times: dict[str, float] = {}
 

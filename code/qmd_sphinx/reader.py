@@ -202,6 +202,7 @@ class _Math:
     line: int
     body: list[str]
     label: str
+    label_line: int = 0  # the line holding {#eq-...}
 
 
 @dataclass
@@ -358,7 +359,7 @@ class _BlockParser:
         rest = line.strip()[2:]
         if "$$" in rest:
             end = rest.index("$$")
-            body, trailing, j = [rest[:end]], rest[end + 2 :], i
+            body, trailing, j = [rest[:end].strip()], rest[end + 2 :], i
         else:
             body = [rest]
             for j in range(i + 1, len(self.lines)):
@@ -396,7 +397,7 @@ class _BlockParser:
         self._check_label(self.lines[j][0], label)
         if lead:
             self.err(n, "labelled display math must start at the beginning of a line")
-        here.append(_Math(n, body, label))
+        here.append(_Math(n, body, label, self.lines[j][0]))
         return j + 1
 
     def _comment(self, i: int, here: list) -> int:
@@ -623,7 +624,10 @@ class _Translator:
                 after_exercise = None
                 continue
             after_exercise = None
-            self.mark(item.lines[0][0] if isinstance(item, _Text) else item.line)
+            if isinstance(item, _Text):  # its first non-blank line
+                self.mark(next(n for n, s in item.lines if s.strip()))
+            else:
+                self.mark(item.line)
             if isinstance(item, _Chunk):
                 self.flush()
                 self.code_cell(item)
@@ -652,7 +656,7 @@ class _Translator:
                 return [s for _, s in item.lines]
             return self.text_lines(item.lines)
         if isinstance(item, _Math):
-            self.define(item.label, item.line)
+            self.define(item.label, item.label_line or item.line)
             return ["```{math}", f":label: {item.label}", "", *item.body, "```"]
         if isinstance(item, _Chunk):
             self.err(item.line, f"a code chunk inside a {ctx} is not supported: "
