@@ -340,7 +340,10 @@ def test_no_pooling_coef_is_each_cafes_own_line():
         m1 = rows.loc[rows["afternoon"] == 1, "wait"].mean()
         np.testing.assert_allclose(wide.loc[str(j), "(Intercept)"], m0)
         np.testing.assert_allclose(wide.loc[str(j), "afternoon"], m1 - m0)
-    assert wide.loc["4"].isna().all()  # never visited in the afternoon
+    # never visited in the afternoon: no slope, intercept = morning mean
+    assert np.isnan(wide.loc["4", "afternoon"])
+    np.testing.assert_allclose(wide.loc["4", "(Intercept)"],
+                               sim.data.loc[sim.data["cafe"] == 4, "wait"].mean())
 
 
 def test_plot_shrinkage_arrows(fits):

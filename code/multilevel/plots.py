@@ -545,9 +545,10 @@ def no_pooling_coef(data: pd.DataFrame, formula) -> pd.DataFrame:
     """Each group's own least-squares coefficients (no pooling), long form.
 
     Fits the random terms of ``formula`` by ordinary least squares within
-    each group separately. A group whose terms are not all identifiable
-    (e.g. a cafe never visited in the afternoon has no slope) gets NaN for
-    all of them.
+    each group separately. A term that a group's own data cannot identify
+    gets NaN, the others their least-squares estimate (as R's ``lm``
+    reports ``NA`` for an aliased coefficient): a cafe never visited in the
+    afternoon has no slope, but its intercept is its morning mean.
     Columns ``group``, ``term``, ``estimate`` (labels as strings).
     """
     from multilevel.design import design_matrices
@@ -561,9 +562,10 @@ def no_pooling_coef(data: pd.DataFrame, formula) -> pd.DataFrame:
             [dm.Z[mask, k * J + j] for k in range(q)]
         )
         y = dm.y[mask]
-        estimate = np.full(q, np.nan)
-        if np.linalg.matrix_rank(T) == q:
-            estimate = np.linalg.lstsq(T, y, rcond=None)[0]
+        estimate = np.linalg.lstsq(T, y, rcond=None)[0]  # minimum norm
+        # term k is identified iff e_k lies in the row space of T
+        identified = np.isclose(np.diag(np.linalg.pinv(T) @ T), 1.0)
+        estimate[~identified] = np.nan
         for k, term in enumerate(dm.random_terms):
             rows.append((label, term, float(estimate[k])))
     return pd.DataFrame(rows, columns=["group", "term", "estimate"])
