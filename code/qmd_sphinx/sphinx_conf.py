@@ -98,6 +98,10 @@ def configure(ns: dict[str, Any]) -> None:
             "home_page_in_toc": True,
             "show_toc_level": 2,
         },
+        # without it the theme's script logs "Got invalid theme mode"
+        html_context={"default_mode": "auto"},
+        # without an icon browsers ask for /favicon.ico and log a 404
+        html_favicon=str(Path(__file__).parent / "static" / "favicon.svg"),
         html_last_updated_fmt=None,
         mathjax_path="mathjax/tex-chtml.js",
         # LaTeX -> PDF with xelatex.
