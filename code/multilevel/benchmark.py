@@ -1,0 +1,544 @@
+"""How fit time grows with the number of cafes, for every engine.
+
+Run it as a module::
+
+    python -m multilevel.benchmark --out benchmarks
+    python -m multilevel.benchmark --out /tmp/b --quick     # a smoke run
+
+For each size (number of cafes J, 10 visits each, ``simulate_cafes`` with one
+seed) it times, in one process and one run, so every ratio compares like
+with like:
+
+==================  ==========================================================
+engine              what is timed
+==================  ==========================================================
+``lme4``            ``fit_lmer(..., profile=False)``: R's ``lmer`` plus the
+                    rpy2 transfer and the tables (Wald intervals)
+``lme4_profile``    ``fit_lmer(...)`` with profile intervals (the default)
+``lme4_in_R``       ``lmer()`` alone, timed inside R on data already in R
+``fit_reml``        ``fit_reml(..., intervals="none")`` (NumPy, this package)
+``statsmodels``     ``fit_statsmodels(...)`` (statsmodels' MixedLM)
+``nutpie_compile``  ``nutpie.compile_pymc_model(cafe_model(data))``
+``nutpie_sampling`` ``nutpie.sample``: 4 chains x 1000 draws after 1000 tune
+``pymc_default``    ``pm.sample`` (PyMC's own NUTS, same draws), compile
+                    included, only up to ``--default-sampler-max-cafes``
+==================  ==========================================================
+
+Each engine is warmed up once (untimed) on a small data set, so one-time
+costs (starting R, loading lme4, numba's first JIT) are not charged to the
+first size; the cold first nutpie compile is recorded in the provenance.
+A fit that takes under 1 s is repeated 5 times, under 10 s 3 times, and the
+median is kept. Before a fit, its time is predicted from the engine's
+previous size by linear growth in J (optimistic for anything superlinear);
+if the prediction exceeds ``--cap`` seconds the fit is not run and the row
+says ``skipped: over cap``. Nothing is dropped silently: every engine has a
+row at every size.
+
+Outputs in ``--out``: ``results.csv`` (engine, n_cafes, n_obs, seconds,
+repeats, status; written after every row) and ``provenance.json`` (command,
+versions, R and lme4, git commit, date, cores, load average before and after,
+settings, per-row details such as MCMC diagnostics, and log-log slopes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from multilevel.errors import InputError
+
+__all__ = [
+    "COLUMNS",
+    "ENGINES",
+    "SIZES",
+    "QUICK_SIZES",
+    "STATUSES",
+    "loglog_slope",
+    "main",
+    "run_benchmark",
+]
+
+#: Columns of results.csv, in order.
+COLUMNS = ("engine", "n_cafes", "n_obs", "seconds", "repeats", "status")
+
+#: Engines, in the order they run at each size.
+ENGINES = (
+    "lme4",
+    "lme4_profile",
+    "lme4_in_R",
+    "fit_reml",
+    "statsmodels",
+    "nutpie_compile",
+    "nutpie_sampling",
+    "pymc_default",
+)
+
+#: The statuses a row can have (besides ``error: <message>``).
+STATUSES = (
+    "ok",
+    "skipped: over cap",
+    "skipped: quick mode",
+    "skipped: R not available",
+)
+
+SIZES = (20, 200, 2000, 10000)
+QUICK_SIZES = (10, 20)
+N_VISITS = 10
+SEED = 14
+CAP_SECONDS = 300.0
+#: PyMC's default sampler needs > 1 min at 20 cafes on this machine; by
+#: linear growth 200 cafes would need > 10 min, so it runs only up to this.
+DEFAULT_SAMPLER_MAX_CAFES = 20
+MCMC = {"chains": 4, "draws": 1000, "tune": 1000}
+QUICK_MCMC = {"chains": 4, "draws": 100, "tune": 100}
+
+#: Python packages whose versions go into the provenance.
+PACKAGES = (
+    "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie",
+    "numba", "arviz", "rpy2", "formulae",
+)
+
+
+# --------------------------------------------------------------------------
+# timing
+
+
+def _repeats_for(first: float) -> int:
+    """How many runs in all, given the first run's seconds."""
+    if first < 1.0:
+        return 5
+    if first < 10.0:
+        return 3
+    return 1
+
+
+def _measure(
+    run: Callable[[], dict[str, float]], quick: bool
+) -> tuple[dict[str, float], int]:
+    """Median seconds per part of ``run`` (which returns seconds per part).
+
+    The first run decides the number of repeats from its total time.
+    """
+    first = run()
+    repeats = 1 if quick else _repeats_for(sum(first.values()))
+    runs = [first] + [run() for _ in range(repeats - 1)]
+    return {k: float(np.median([r[k] for r in runs])) for k in first}, repeats
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def loglog_slope(n_cafes: Sequence[float], seconds: Sequence[float]) -> float:
+    """Least-squares slope of log(seconds) on log(n_cafes).
+
+    1 means time proportional to the number of groups, 2 quadratic.
+    """
+    x = np.log(np.asarray(n_cafes, dtype=float))
+    y = np.log(np.asarray(seconds, dtype=float))
+    if x.size < 2 or np.ptp(x) == 0:
+        raise InputError("a slope needs times at two or more different sizes.")
+    return float(np.polyfit(x, y, 1)[0])
+
+
+# --------------------------------------------------------------------------
+# engines: each returns a function of the data that runs one fit and
+# returns seconds per part (and may fill ``details``)
+
+
+def _r_ready() -> bool:
+    from multilevel.lmer import r_available
+
+    return r_available()
+
+
+def _lme4_in_r_timer() -> Callable[[pd.DataFrame], float]:
+    """Time ``lmer`` inside R: data sent to R first, outside the clock."""
+    import rpy2.robjects as ro
+    from rpy2.robjects import default_converter, numpy2ri
+    from rpy2.robjects.conversion import localconverter
+
+    timer = ro.r(
+        """
+        function(cafe, afternoon, wait) {
+          suppressMessages(library(lme4))
+          d <- data.frame(cafe = factor(cafe), afternoon = afternoon,
+                          wait = wait)
+          t <- system.time(
+            m <- lmer(wait ~ 1 + afternoon + (1 + afternoon | cafe), data = d,
+                      REML = TRUE))
+          unname(t[["elapsed"]])
+        }
+        """
+    )
+
+    def run(data: pd.DataFrame) -> float:
+        with localconverter(default_converter + numpy2ri.converter):
+            out = timer(
+                data["cafe"].to_numpy(np.int64).astype(str),
+                data["afternoon"].to_numpy(float),
+                data["wait"].to_numpy(float),
+            )
+        # R's clock has 1 ms resolution; a 0 would break the log scale
+        return max(float(np.asarray(out)[0]), 1e-3)
+
+    return run
+
+
+def _mcmc_summary(idata: Any) -> dict[str, Any]:
+    """Worst r-hat, least bulk ESS and divergences over the scalar parameters."""
+    import multilevel.bayes  # noqa: F401  (filters arviz's import warning)
+    import arviz as az
+
+    post = idata.posterior[["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post)
+        ess = az.ess(post, method="bulk")
+    return {
+        "r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
+        "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+    }
+
+
+@contextlib.contextmanager
+def _quiet_pymc() -> Iterator[None]:
+    """Silence PyTensor's 'no BLAS' note and PyMC's sampler log lines.
+
+    nutpie compiles with numba and the cafe model's 2 x 2 algebra does not
+    need BLAS; convergence is checked separately (:func:`_mcmc_summary`).
+    """
+    pm_log = logging.getLogger("pymc")
+    old = pm_log.level
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="PyTensor could not link to a BLAS",
+            category=UserWarning,
+        )
+        pm_log.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            pm_log.setLevel(old)
+
+
+# --------------------------------------------------------------------------
+# the run
+
+
+def _provenance_base(argv: Sequence[str], out: Path) -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--", "code/multilevel"],
+                cwd=root, capture_output=True, text=True, check=True,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    return {
+        "command": "python -m multilevel.benchmark " + shlex.join(argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_commit": commit,
+        "git_code_dirty": dirty,
+        "cores": os.cpu_count(),
+        "threads_env": {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+        "loadavg_before": list(os.getloadavg()),
+    }
+
+
+def _r_versions() -> dict[str, str]:
+    import rpy2.robjects as ro
+
+    return {
+        "R": str(ro.r("R.version.string")[0]),
+        "lme4": str(ro.r("as.character(packageVersion('lme4'))")[0]),
+    }
+
+
+def run_benchmark(
+    out: Path,
+    sizes: Sequence[int] = SIZES,
+    *,
+    quick: bool = False,
+    cap: float = CAP_SECONDS,
+    seed: int = SEED,
+    default_sampler_max_cafes: int = DEFAULT_SAMPLER_MAX_CAFES,
+    argv: Sequence[str] = (),
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> pd.DataFrame:
+    """Time every engine at every size; write results.csv and provenance.json.
+
+    Returns the results table.
+    """
+    sizes = sorted({int(s) for s in sizes})
+    if not sizes or sizes[0] < 2:
+        raise InputError(f"sizes must be numbers of cafes >= 2, got {sizes!r}.")
+    if not cap > 0:
+        raise InputError(f"cap must be a positive number of seconds, got {cap!r}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mcmc = QUICK_MCMC if quick else MCMC
+
+    from multilevel.data import CAFE_FORMULA, simulate_cafes
+    from multilevel.mixedlm import fit_statsmodels
+    from multilevel.reml import fit_reml
+
+    prov = _provenance_base(argv, out)
+    prov["settings"] = {
+        "sizes": sizes, "n_visits": N_VISITS, "seed": seed, "quick": quick,
+        "cap_seconds": cap, "mcmc": mcmc,
+        "default_sampler_max_cafes": 0 if quick else default_sampler_max_cafes,
+        "repeats_rule": "5 runs if the first takes < 1 s, 3 if < 10 s, else 1;"
+        " median kept" if not quick else "1 run (quick mode)",
+        "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap",
+    }
+    r_ok = _r_ready()
+    if r_ok:
+        prov["versions"].update(_r_versions())
+
+    # ---- engines -------------------------------------------------------
+    runners: dict[str, Callable[[pd.DataFrame], dict[str, float]]] = {}
+    if r_ok:
+        from multilevel.lmer import fit_lmer
+
+        in_r = _lme4_in_r_timer()
+        runners["lme4"] = lambda d: {
+            "lme4": _timed(lambda: fit_lmer(d, CAFE_FORMULA, profile=False))
+        }
+        runners["lme4_profile"] = lambda d: {
+            "lme4_profile": _timed(lambda: fit_lmer(d, CAFE_FORMULA))
+        }
+        runners["lme4_in_R"] = lambda d: {"lme4_in_R": in_r(d)}
+    runners["fit_reml"] = lambda d: {
+        "fit_reml": _timed(lambda: fit_reml(d, CAFE_FORMULA, intervals="none"))
+    }
+    runners["statsmodels"] = lambda d: {
+        "statsmodels": _timed(lambda: fit_statsmodels(d, CAFE_FORMULA))
+    }
+
+    import nutpie
+    import pymc as pm
+
+    from multilevel.bayes import cafe_model
+
+    details: dict[str, dict[str, Any]] = {}
+
+    def nutpie_run(d: pd.DataFrame) -> dict[str, float]:
+        model = cafe_model(d)
+        with _quiet_pymc():
+            t0 = time.perf_counter()
+            compiled = nutpie.compile_pymc_model(model)
+            t1 = time.perf_counter()
+            idata = nutpie.sample(
+                compiled, seed=seed, progress_bar=False, save_warmup=False,
+                **mcmc,
+            )
+            t2 = time.perf_counter()
+        details[f"nutpie@{d['cafe'].nunique()}"] = _mcmc_summary(idata)
+        return {"nutpie_compile": t1 - t0, "nutpie_sampling": t2 - t1}
+
+    def pymc_run(d: pd.DataFrame) -> dict[str, float]:
+        model = cafe_model(d)
+        with _quiet_pymc(), model:
+            t0 = time.perf_counter()
+            idata = pm.sample(
+                random_seed=seed, progressbar=False,
+                compute_convergence_checks=False, **mcmc,
+            )
+            t1 = time.perf_counter()
+        details[f"pymc_default@{d['cafe'].nunique()}"] = _mcmc_summary(idata)
+        return {"pymc_default": t1 - t0}
+
+    runners["nutpie"] = nutpie_run
+    runners["pymc_default"] = pymc_run
+
+    # ---- warm-up (untimed in the results) ------------------------------
+    warm = simulate_cafes(n_cafes=5, n_visits=N_VISITS, seed=seed).data
+    warm_seconds = {}
+    # quick mode skips nutpie's warm-up (a compile costs tens of seconds)
+    warm_up = ("lme4", "lme4_in_R", "fit_reml", "statsmodels")
+    warm_up += () if quick else ("nutpie",)
+    for name in warm_up:
+        if name in runners:
+            t = _timed(lambda name=name: runners[name](warm))
+            warm_seconds[name] = t
+            log(f"warm-up {name}: {t:.2f} s")
+    prov["warmup_seconds_5_cafes"] = warm_seconds
+    prov["warmup_note"] = (
+        "each engine fitted once on 5 cafes before timing; the nutpie warm-up "
+        "includes numba's first JIT in this process (a cold start)"
+        + (" (quick mode: no nutpie warm-up)" if quick else "")
+    )
+
+    # ---- the grid --------------------------------------------------------
+    rows: list[dict[str, Any]] = []
+    last: dict[str, tuple[int, float]] = {}  # engine -> (J, seconds)
+    predictions: dict[str, float] = {}
+
+    def write() -> None:
+        pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(
+            out / "results.csv", index=False
+        )
+
+    def add(engine: str, J: int, n: int, seconds: float, reps: int, status: str):
+        rows.append(
+            {"engine": engine, "n_cafes": J, "n_obs": n,
+             "seconds": seconds, "repeats": reps, "status": status}
+        )
+        shown = "" if math.isnan(seconds) else f"{seconds:.3f} s "
+        log(f"{J:>6} cafes  {engine:<16} {shown}{status}")
+        write()
+
+    def predicted(engines: Sequence[str], J: int) -> float:
+        total = 0.0
+        for e in engines:
+            if e in last:
+                J0, s0 = last[e]
+                # compile time does not grow with J; everything else linearly
+                total += s0 if e == "nutpie_compile" else s0 * J / J0
+        return total
+
+    for J in sizes:
+        data = simulate_cafes(n_cafes=J, n_visits=N_VISITS, seed=seed).data
+        n = len(data)
+        for group, engines in (
+            ("lme4", ["lme4"]),
+            ("lme4_profile", ["lme4_profile"]),
+            ("lme4_in_R", ["lme4_in_R"]),
+            ("fit_reml", ["fit_reml"]),
+            ("statsmodels", ["statsmodels"]),
+            ("nutpie", ["nutpie_compile", "nutpie_sampling"]),
+            ("pymc_default", ["pymc_default"]),
+        ):
+            status = None
+            if group not in runners:
+                status = "skipped: R not available"
+            elif group == "pymc_default" and quick:
+                status = "skipped: quick mode"
+            elif group == "pymc_default" and J > default_sampler_max_cafes:
+                status = "skipped: over cap"
+                predictions[f"{group}@{J}"] = predicted(engines, J)
+            elif predicted(engines, J) > cap:
+                status = "skipped: over cap"
+                predictions[f"{group}@{J}"] = predicted(engines, J)
+            if status is not None:
+                for e in engines:
+                    add(e, J, n, math.nan, 0, status)
+                continue
+            try:
+                seconds, reps = _measure(lambda: runners[group](data), quick)
+            except Exception as exc:  # recorded, not hidden
+                msg = " ".join(str(exc).split())[:120]
+                for e in engines:
+                    add(e, J, n, math.nan, 0, f"error: {type(exc).__name__}: {msg}")
+                continue
+            for e in engines:
+                add(e, J, n, seconds[e], reps, "ok")
+                last[e] = (J, seconds[e])
+
+    results = pd.DataFrame(rows, columns=list(COLUMNS))
+    write()
+
+    # ---- summaries ---------------------------------------------------------
+    slopes = {}
+    for engine, part in results[results["status"] == "ok"].groupby("engine"):
+        if part["n_cafes"].nunique() >= 2:
+            slope = loglog_slope(part["n_cafes"], part["seconds"])
+            slopes[engine] = {"all_sizes": slope}
+            big = part[part["n_cafes"] >= 1000]
+            if big["n_cafes"].nunique() >= 2:
+                slopes[engine]["n_cafes_ge_1000"] = loglog_slope(
+                    big["n_cafes"], big["seconds"]
+                )
+    prov["loglog_slopes"] = slopes
+    prov["fit_reml_loglog_slope"] = slopes.get("fit_reml")
+    prov["predicted_seconds_of_skipped"] = predictions
+    prov["mcmc_diagnostics"] = details
+    prov["loadavg_after"] = list(os.getloadavg())
+    prov["date_finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m multilevel.benchmark",
+        description="Time lme4, fit_reml, statsmodels and PyMC (nutpie and "
+        "the default sampler) on the cafe model as the number of cafes grows.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=None,
+        help=f"numbers of cafes (default {' '.join(map(str, SIZES))}; "
+        f"quick: {' '.join(map(str, QUICK_SIZES))})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="tiny sizes, one run each, short chains, no default sampler",
+    )
+    parser.add_argument("--cap", type=float, default=CAP_SECONDS,
+                        help="seconds above which a fit is skipped (predicted)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--default-sampler-max-cafes", type=int, default=DEFAULT_SAMPLER_MAX_CAFES,
+        help="largest size at which PyMC's default sampler runs",
+    )
+    args = parser.parse_args(argv)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+    try:
+        results = run_benchmark(
+            args.out, sizes, quick=args.quick, cap=args.cap, seed=args.seed,
+            default_sampler_max_cafes=args.default_sampler_max_cafes, argv=argv,
+        )
+    except InputError as exc:
+        parser.error(str(exc))
+    print(results.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
