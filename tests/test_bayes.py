@@ -419,7 +419,7 @@ def test_pymc_default_sampler_gives_the_same_posterior(pymc_fit, cafes):
     to within half a posterior SD (its Monte Carlo error is ~0.1 SD)."""
     quick = fit_pymc(cafes, draws=300, tune=300, chains=2, seed=SEED,
                      sampler="pymc", cores=1)
-    assert quick.method == "NUTS (PyMC)"
+    assert quick.method == "NUTS, PyMC"
     assert quick.diagnostics["seconds"]["total"] > 0
     diff = (quick.fixed["estimate"] - pymc_fit.fixed["estimate"]).abs()
     assert (diff < 0.5 * pymc_fit.fixed["std_error"]).all(), diff

@@ -23,6 +23,8 @@ from multilevel.plots import (  # noqa: E402
     no_pooling_coef,
     plot_cafes,
     plot_fixed,
+    plot_pointing,
+    plot_rank,
     plot_shrinkage,
     plot_varcorr,
     plot_varying,
@@ -379,3 +381,67 @@ def test_plot_shrinkage_refuses_bad_input(fits):
         plot_shrinkage(fits[0], fits[0], fits[0], terms=["(Intercept)"])
     with pytest.raises(InputError, match="Fit or a DataFrame"):
         plot_shrinkage(None, fits[0], fits[0])
+
+
+# ------------------------------------------------------------- rank plots
+
+
+def _posterior_of(chains: np.ndarray):
+    """A stand-in InferenceData: ``.posterior`` with the cafe model's names."""
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    n_chains, n_draws = chains.shape
+    dims = ("chain", "draw")
+    data = {name: (dims, chains + k) for k, name in
+            enumerate(["a_bar", "b_bar", "rho", "sigma_within"])}
+    data["sigma_cafe"] = (dims + ("effect",), np.stack([chains, chains], -1))
+    post = xr.Dataset(data, coords={"effect": ["(Intercept)", "afternoon"]})
+    return SimpleNamespace(posterior=post)
+
+
+def _chain_counts(fig, panel: int = 0) -> list[np.ndarray]:
+    ax = fig.axes[panel]
+    stairs = [p for p in ax.patches if (p.get_gid() or "").startswith("chain-")]
+    return [np.asarray(p.get_data().values) for p in stairs]
+
+
+def test_rank_plot_counts_every_draw_once_per_chain():
+    rng = np.random.default_rng(1)
+    fig = plot_rank(_posterior_of(rng.normal(size=(4, 500))))
+    counts = _chain_counts(fig)
+    assert len(counts) == 4
+    assert all(c.sum() == 500 for c in counts)
+    # well-mixed chains: every bin within 6 binomial SDs of n / bins
+    expected, sd = 500 / 20, np.sqrt(500 * (1 / 20) * (19 / 20))
+    assert all(np.all(np.abs(c - expected) < 6 * sd) for c in counts)
+
+
+def test_rank_plot_shows_a_chain_stuck_elsewhere():
+    rng = np.random.default_rng(2)
+    chains = rng.normal(size=(4, 500))
+    chains[3] += 6.0  # one chain sampling another place
+    counts = _chain_counts(plot_rank(_posterior_of(chains)))
+    # its ranks pile up in the top bins, the others' in the bottom ones
+    assert counts[3][-5:].sum() > 0.95 * 500
+    assert counts[0][-5:].sum() < 0.1 * 500
+
+
+def test_rank_plot_refuses_a_fit_without_a_posterior():
+    with pytest.raises(InputError, match="fit_pymc"):
+        plot_rank(pd.DataFrame({"x": [1.0]}))
+
+
+def test_pointing_figure_has_both_forms_and_arrows_both_ways():
+    fig = plot_pointing()
+    ax = fig.axes[0]
+    texts = {t.get_gid(): t.get_text() for t in ax.texts if t.get_gid()}
+    assert r"a_{\mathrm{cafe}[i]}" in texts["box-lme4"]
+    assert r"\alpha_{\mathrm{cafe}[i]}" in texts["box-pymc"]
+    arrows = [p for p in ax.patches if p.get_gid() == "arrow"]
+    assert len(arrows) == 2
+    (a_start, a_end), (b_start, b_end) = (a._posA_posB for a in arrows)
+    # one arrow each way: each starts where the other ends (in x)
+    assert a_start[0] == b_end[0] and b_start[0] == a_end[0]
+    assert a_start[0] != a_end[0]

@@ -466,12 +466,12 @@ def fit_pymc(
             idata, seconds = _sample_nutpie(
                 model, key, draws, tune, chains, seed, progressbar
             )
-            method = "NUTS (nutpie)"
+            method = "NUTS, nutpie"
         else:
             idata, seconds = _sample_pymc(
                 model, draws, tune, chains, seed, progressbar, cores
             )
-            method = "NUTS (PyMC)"
+            method = "NUTS, PyMC"
     if not centered:
         method += ", non-centred"
 

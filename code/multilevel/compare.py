@@ -208,6 +208,56 @@ class Comparison:
         out.columns.name = None
         return out
 
+    def side_by_side(
+        self, table: str, truth: pd.Series | None = None, digits: int = 2
+    ) -> pd.DataFrame:
+        """Estimates with intervals, one text column per engine, for display.
+
+        Each cell reads ``estimate [lower, upper]`` rounded to ``digits``
+        (``estimate`` alone where a fit has no interval for the row). With
+        ``truth`` (a Series indexed like the table's key, e.g.
+        ``sim.truth.fixed`` or ``sim.truth.varcorr``) a ``truth`` column is
+        added; every row of the table must have a true value.
+        """
+        if table not in ("fixed", "varcorr"):
+            raise InputError(
+                f"side_by_side shows 'fixed' or 'varcorr', not {table!r}; use "
+                "wide() for the per-group tables."
+            )
+        if not isinstance(digits, int) or digits < 0:
+            raise InputError(f"digits must be a non-negative int, got {digits!r}.")
+        est = self.wide(table, "estimate")
+        lo = self.wide(table, "lower")
+        hi = self.wide(table, "upper")
+
+        def cell(e: float, a: float, b: float) -> str:
+            if np.isnan(e):
+                return ""
+            if np.isnan(a) or np.isnan(b):
+                return f"{e:.{digits}f}"
+            return f"{e:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
+
+        out = pd.DataFrame(
+            {
+                engine: [
+                    cell(*v)
+                    for v in zip(est[engine], lo[engine], hi[engine])
+                ]
+                for engine in self.engines
+            },
+            index=est.index,
+        )
+        if truth is not None:
+            truth = pd.Series(truth)
+            missing = [k for k in out.index if k not in truth.index]
+            if missing:
+                raise InputError(
+                    f"truth has no value for {missing}; pass a Series indexed "
+                    f"by {list(out.index)} (e.g. sim.truth.{table})."
+                )
+            out["truth"] = [f"{truth[k]:.{digits}f}" for k in out.index]
+        return out
+
 
 def compare(*fits: Fit) -> Comparison:
     """Join the tables of two or more fits and measure their agreement.

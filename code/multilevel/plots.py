@@ -569,3 +569,112 @@ def no_pooling_coef(data: pd.DataFrame, formula) -> pd.DataFrame:
         for k, term in enumerate(dm.random_terms):
             rows.append((label, term, float(estimate[k])))
     return pd.DataFrame(rows, columns=["group", "term", "estimate"])
+
+
+# ------------------------------------------------------------ diagnostics
+
+#: Scalar quantities of the cafe model shown in a rank plot, with titles.
+RANK_QUANTITIES = {
+    "a_bar": "a_bar (alpha)",
+    "b_bar": "b_bar (beta)",
+    "sigma_cafe[(Intercept)]": "sigma_a",
+    "sigma_cafe[afternoon]": "sigma_b",
+    "rho": "rho",
+    "sigma_within": "sigma (within)",
+}
+
+
+def _posterior(obj):
+    idata = obj.raw if isinstance(obj, Fit) else obj
+    post = getattr(idata, "posterior", None)
+    if post is None:
+        raise InputError(
+            "plot_rank needs a PyMC Fit (fit_pymc) or its InferenceData; got "
+            f"{type(idata).__name__}."
+        )
+    return post
+
+
+def _rank_draws(post, key: str) -> np.ndarray:
+    """Draws of one scalar as (chain, draw); ``name[coord]`` picks an element."""
+    name, _, coord = key.partition("[")
+    if name not in post:
+        raise InputError(f"plot_rank: the posterior has no variable {name!r}.")
+    values = post[name]
+    if coord:
+        dim = [d for d in values.dims if d not in ("chain", "draw")][0]
+        values = values.sel({dim: coord.rstrip("]")})
+    return np.asarray(values.transpose("chain", "draw"), dtype=float)
+
+
+def plot_rank(fit, quantities: Mapping[str, str] | None = None,
+              bins: int = 20) -> Figure:
+    """Rank plots (Vehtari et al. 2021): one histogram of ranks per chain.
+
+    All draws of a quantity are ranked together; if the chains sample the
+    same distribution, each chain's ranks are uniform and its histogram is
+    flat. The dashed line is the expected count per bin under uniformity.
+    """
+    quantities = dict(quantities or RANK_QUANTITIES)
+    post = _posterior(fit)
+    ncols = 3
+    nrows = -(-len(quantities) // ncols)
+    fig = _figure(WIDTH, 1.7 * nrows + 0.3)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(quantities):]:
+        ax.set_visible(False)
+    for ax, (key, title) in zip(axes, quantities.items()):
+        draws = _rank_draws(post, key)
+        n_chains, n_draws = draws.shape
+        ranks = draws.ravel().argsort(kind="stable").argsort().reshape(draws.shape)
+        edges = np.linspace(0, draws.size, bins + 1)
+        for c in range(n_chains):
+            counts, _ = np.histogram(ranks[c], bins=edges)
+            ax.stairs(counts, edges, color=SERIES_COLORS[c % len(SERIES_COLORS)],
+                      linewidth=1.0, label=f"chain {c}", gid=f"chain-{c}")
+        ax.axhline(n_draws / bins, color=TRUTH_COLOR, linestyle="--",
+                   linewidth=0.8, gid="uniform")
+        ax.set_title(title)
+        ax.set_yticks([])
+        ax.set_xlabel("rank")
+        _style(ax)
+    axes[0].legend(fontsize=7, frameon=False)
+    return fig
+
+
+# -------------------------------------------------- the two equation sets
+
+def plot_pointing() -> Figure:
+    """Equation 7 (lme4's form) and equation 9 (PyMC's) pointing at each other.
+
+    Two boxes with the two ways of writing the expected wait of cafe j,
+    joined by arrows both ways, and the identities that make them one.
+    """
+    fig = _figure(WIDTH, 2.4)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 4)
+    ax.axis("off")
+    boxes = {
+        "lme4": (2.2, r"$(\alpha + a_{\mathrm{cafe}[i]})"
+                 r" + (\beta + b_{\mathrm{cafe}[i]})\,A_i$",
+                 "equation set 1 (lme4)", SERIES_COLORS[0]),
+        "pymc": (7.8, r"$\alpha_{\mathrm{cafe}[i]}"
+                 r" + \beta_{\mathrm{cafe}[i]}\,A_i$",
+                 "equation set 2 (PyMC)", SERIES_COLORS[1]),
+    }
+    for key, (x, formula, title, color) in boxes.items():
+        ax.text(x, 2.3, formula, ha="center", va="center", fontsize=11,
+                gid=f"box-{key}",
+                bbox={"boxstyle": "round,pad=0.6", "facecolor": "white",
+                      "edgecolor": color, "linewidth": 1.5})
+        ax.text(x, 3.5, title, ha="center", va="center", fontsize=9,
+                color=color)
+    for start, end, y in ((4.3, 5.7, 2.6), (5.7, 4.3, 2.0)):
+        ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>",
+                                     mutation_scale=14, linewidth=1.3,
+                                     color=TRUTH_COLOR, gid="arrow"))
+    ax.text(5.0, 0.6, r"$\alpha_{\mathrm{cafe}} = \alpha + a_{\mathrm{cafe}},"
+            r"\qquad \beta_{\mathrm{cafe}} = \beta + b_{\mathrm{cafe}}$",
+            ha="center", va="center", fontsize=10, gid="identity")
+    return fig
