@@ -15,9 +15,19 @@ export MPLBACKEND := Agg
 
 .PHONY: book test env check serve notebooks pdf html quarto lock clean
 
+# Everything a build reads: when none of it is newer than the last build,
+# `make book` (and so `make test`) does not rebuild.
+SOURCES := _quarto.yml references.bib conf.py index.qmd $(wildcard book/*.qmd) \
+  $(shell find code scripts -name '*.py' -o -name '*.html' -o -name '*.css' \
+          -o -name '*.csv' -o -name '*.json' 2>/dev/null) \
+  $(wildcard results/*/* benchmarks/*) requirements.lock pyproject.toml
+
 ## book: the site, the PDF and the notebooks, into _build/
-book: env
+book: env $(OUT)/.built
+
+$(OUT)/.built: $(SOURCES)
 	$(PY) scripts/build_book.py --root . --out $(OUT)
+	@touch $@
 
 html: env
 	$(PY) scripts/build_book.py --root . --out $(OUT) --formats html
@@ -30,7 +40,7 @@ notebooks: env
 
 ## test: the whole test suite (unit, cross-engine, bridge, fixture build,
 ## and the checks of the built book when _build/ holds one)
-test: env
+test: book
 	$(PY) -m pytest
 
 ## env: system packages (as root) and .venv from requirements.lock
