@@ -4,6 +4,10 @@ Every chapter is seeded, so two clean builds must give the same estimates,
 intervals and diagnostics. Wall-clock timings cannot repeat; the book prints
 them with a unit of time ("12.3 s", "4 min") or as a speed ratio ("15×"),
 and only those are left out of the comparison.
+
+The text compared is what a reader sees in a chapter's main content: prose
+(with its inline values), tables, and the printed outputs of code cells.
+Code cells' sources are left out (they are the same text in both builds).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bookcheck.site import html_pages, main_text
+from bs4 import BeautifulSoup
 
-NUMBER = re.compile(r"(?<![\w.])[-−]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+from bookcheck.site import content, html_pages
+
+NUMBER = re.compile(r"(?<![\w.])[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 # A timing: a number followed by a unit of time or the multiplication sign.
 TIMING = re.compile(
     r"[-−]?\d[\d,]*(?:\.\d+)?\s?(?:ms|s|sec|seconds?|min|minutes?)(?![\w])"
@@ -36,6 +42,20 @@ def compare_texts(a: str, b: str, name: str) -> list[str]:
     return [f"{name}: {len(na)} numbers in one build, {len(nb)} in the other"]
 
 
+_WS = re.compile(r"\s+")
+
+
+def rendered_text(page: Path) -> str:
+    """Prose, tables and cell outputs of a page's main content (no code sources)."""
+    soup = BeautifulSoup(Path(page).read_text(encoding="utf-8"), "html.parser")
+    main = content(soup)
+    for el in main.find_all(["script", "style", "nav"]):
+        el.decompose()
+    for el in main.select(".cell_input"):
+        el.decompose()
+    return _WS.sub(" ", main.get_text(" ")).strip()
+
+
 def compare_sites(a: Path, b: Path) -> list[str]:
     """Numbers in the main text of every page of two builds of the same book."""
     a, b = Path(a), Path(b)
@@ -47,5 +67,5 @@ def compare_sites(a: Path, b: Path) -> list[str]:
     for rel in sorted(pages_a & pages_b):
         if rel.name in ("genindex.html", "search.html"):
             continue
-        problems += compare_texts(main_text(a / rel), main_text(b / rel), str(rel))
+        problems += compare_texts(rendered_text(a / rel), rendered_text(b / rel), str(rel))
     return problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 
 POPPLER = "apt-get install poppler-utils"
@@ -49,21 +50,41 @@ def image_count(pdf: Path) -> int:
 
 
 _WS = re.compile(r"\s+")
+# A figure caption as Sphinx's LaTeX writes it with numfig_format "Figure %s":
+# "Figure 2.3: Waiting times..." at the start of a line (references to a
+# figure in the prose have no colon).
+CAPTION = re.compile(r"^Figure ([A-Z0-9]+(?:\.\d+)*):\s", re.MULTILINE)
+
+
+def _flat(text: str) -> str:
+    """Text for matching: ligatures and wide forms unfolded, one space, casefolded."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text)).casefold()
+
+
+def figure_captions(text: str) -> list[str]:
+    """Numbers of the figure captions in a PDF's text, in order."""
+    return CAPTION.findall(unicodedata.normalize("NFKC", text))
 
 
 def check_pdf(pdf: Path, titles: list[str], figures: int | None = None) -> list[str]:
-    """The PDF holds every title, no unresolved '??', embedded fonts, all figures."""
+    """The PDF holds every title, no unresolved '??', embedded fonts, all figures.
+
+    Titles are matched without regard to case (the chapter openings are set in
+    capitals) and to line breaks. ``figures`` is the number of figures of the
+    site: the PDF must draw as many raster images and caption as many figures.
+    """
     pdf = Path(pdf)
     if not pdf.is_file():
         return [f"{pdf}: no PDF"]
     text = pdf_text(pdf)
-    flat = _WS.sub(" ", text)
+    flat = _flat(text)
     problems = []
     for title in titles:
-        if _WS.sub(" ", title) not in flat:
+        if _flat(title) not in flat:
             problems.append(f"{pdf.name}: chapter title {title!r} not found in the text")
-    for m in re.finditer(r"\?\?", flat):
-        context = flat[max(0, m.start() - 40) : m.end() + 40]
+    plain = _WS.sub(" ", text)
+    for m in re.finditer(r"\?\?", plain):
+        context = plain[max(0, m.start() - 40) : m.end() + 40]
         problems.append(f"{pdf.name}: unresolved reference '??' in: ...{context}...")
     for font in unembedded_fonts(pdf):
         problems.append(f"{pdf.name}: font {font} is not embedded")
@@ -71,4 +92,10 @@ def check_pdf(pdf: Path, titles: list[str], figures: int | None = None) -> list[
         got = image_count(pdf)
         if got != figures:
             problems.append(f"{pdf.name}: {got} figure image(s), the site has {figures}")
+        captions = figure_captions(text)
+        if len(captions) != figures:
+            problems.append(
+                f"{pdf.name}: {len(captions)} figure caption(s) "
+                f"({', '.join(captions) or 'none'}), the site has {figures}"
+            )
     return problems

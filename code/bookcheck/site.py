@@ -105,10 +105,83 @@ def figure_count(html_dir: Path, pages: list[Path] | None = None) -> int:
 _WS = re.compile(r"\s+")
 
 
+def content(soup: BeautifulSoup):
+    """The page's own content: the theme's article, else <main>, else <body>.
+
+    sphinx-book-theme's <main> also holds the header buttons and the
+    previous/next links; the chapter itself is its ``article.bd-article``.
+    """
+    return (
+        soup.select_one("article.bd-article")
+        or soup.find("main")
+        or soup.find(attrs={"role": "main"})
+        or soup.body
+        or soup
+    )
+
+
 def main_text(page: Path) -> str:
     """The visible text of a page's main content, without code and scripts."""
     soup = BeautifulSoup(Path(page).read_text(encoding="utf-8"), "html.parser")
-    main = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.body or soup
+    main = content(soup)
     for el in main.find_all(["script", "style", "pre", "nav"]):
         el.decompose()
     return _WS.sub(" ", main.get_text(" ")).strip()
+
+
+# Quarto or MyST syntax that must have been translated: left as text, it means
+# the bridge or a role failed silently.
+LITERAL_SYNTAX = (
+    "{python}",
+    "@fig-",
+    "@tbl-",
+    "@sec-",
+    "@eq-",
+    "@exr-",
+    ":::",
+    "{glue",
+    "{numref}",
+    "{cite",
+)
+
+
+def page_text(page: Path) -> str:
+    """All text of a page's own content (code and outputs included)."""
+    soup = BeautifulSoup(Path(page).read_text(encoding="utf-8"), "html.parser")
+    main = content(soup)
+    for el in main.find_all(["script", "style"]):
+        el.decompose()
+    return main.get_text(" ")
+
+
+def check_literal_syntax(html_dir: Path, patterns=LITERAL_SYNTAX) -> list[str]:
+    """No page shows untranslated source syntax (``{python}``, ``@fig-``, ``:::``)."""
+    html_dir = Path(html_dir)
+    problems = []
+    for page in html_pages(html_dir):
+        text = page_text(page)
+        for pattern in patterns:
+            i = text.find(pattern)
+            if i >= 0:
+                context = _WS.sub(" ", text[max(0, i - 40) : i + 40]).strip()
+                problems.append(
+                    f"{page.relative_to(html_dir)}: literal {pattern!r} in the text: "
+                    f"...{context}..."
+                )
+    return problems
+
+
+def page_title(page: Path) -> str:
+    """The first heading of a page, without its number and permalink sign."""
+    h1 = content(_soup(Path(page))).find("h1")
+    if h1 is None:
+        raise ValueError(f"{page}: no <h1> heading")
+    h1 = BeautifulSoup(str(h1), "html.parser").h1  # a copy to strip
+    for el in h1.select(".section-number, a.headerlink"):
+        el.decompose()
+    return _WS.sub(" ", h1.get_text(" ")).strip()
+
+
+def math_elements(page: Path) -> int:
+    """Sphinx's math markup in a page (what MathJax must typeset)."""
+    return len(_soup(Path(page)).select(".math"))

@@ -1,0 +1,214 @@
+"""The quality gates (code/bookcheck) applied to the book `make book` built.
+
+`make test` runs after `make book`; these tests read its output and fail
+(they do not skip) when there is none. Environment:
+
+- ``BOOK_BUILD``: the build folder (default: ``<repo>/_build``), holding
+  ``html/``, ``pdf/BOOK.pdf``; the screenshots go to ``BOOK_BUILD/screenshots``;
+- ``BOOK_ROOT``: the book's sources, with ``_quarto.yml`` (default: the repo);
+- ``BOOK_BUILD_2``: a second clean build of the same book for the determinism
+  test; when unset, that test builds the site again (html only) into a
+  temporary folder with a fresh execution cache, which takes a full execution
+  of every chapter (minutes).
+
+Each gate is shown to fail on a broken input in tests/test_bookcheck.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bookcheck import browser, determinism, pdf, site
+from qmd_sphinx.quarto_config import load_quarto
+
+pytestmark = pytest.mark.book
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
+BOOK_ROOT = Path(os.environ.get("BOOK_ROOT") or REPO).resolve()
+HTML = BUILD / "html"
+PDF = BUILD / "pdf" / "BOOK.pdf"
+SCREENSHOTS = BUILD / "screenshots"
+# A word the book uses on purpose; the site's search must find it.
+SEARCH_TERM = "lme4"
+
+
+@pytest.fixture(scope="module")
+def html_dir() -> Path:
+    if not (HTML / "index.html").is_file():
+        pytest.fail(
+            f"no built book: {HTML / 'index.html'} is missing; run make book first",
+            pytrace=False,
+        )
+    return HTML
+
+
+@pytest.fixture(scope="module")
+def chapters(html_dir) -> list[str]:
+    """Site paths of the chapters _quarto.yml lists (``book/cafes.html``)."""
+    return [f"{c.docname}.html" for c in load_quarto(BOOK_ROOT).chapters]
+
+
+@pytest.fixture(scope="module")
+def visits(html_dir, chapters) -> dict[str, browser.PageReport]:
+    """Every page of the site, loaded once in Chromium (screenshots of chapters)."""
+    pages = [str(p.relative_to(html_dir)) for p in site.html_pages(html_dir)]
+    reports = {}
+    with browser.Site(html_dir) as s:
+        for rel in pages:
+            shot = SCREENSHOTS / browser.screenshot_name(rel) if rel in chapters else None
+            reports[rel] = s.visit(rel, shot)
+    return reports
+
+
+# --- the site as files -----------------------------------------------------
+
+
+def test_every_chapter_has_a_page(html_dir, chapters):
+    missing = [rel for rel in chapters if not (html_dir / rel).is_file()]
+    assert missing == [], f"chapters of _quarto.yml without a page: {missing}"
+
+
+def test_internal_links_and_anchors_resolve(html_dir):
+    assert site.check_links(html_dir) == []
+
+
+def test_every_image_has_alt_text(html_dir):
+    assert site.check_images(html_dir) == []
+
+
+def test_no_resource_from_outside_the_site(html_dir):
+    assert site.check_offline(html_dir) == []
+
+
+def test_no_untranslated_source_syntax(html_dir):
+    assert site.check_literal_syntax(html_dir) == []
+
+
+# --- the site in a browser -------------------------------------------------
+
+
+def test_every_page_loads_cleanly_and_offline(visits):
+    """No console error, no request leaving 127.0.0.1, no 404, TeX typeset."""
+    problems = [p for report in visits.values() for p in report.problems()]
+    assert problems == []
+
+
+def test_math_is_typeset_by_mathjax(html_dir, visits):
+    with_math = {
+        rel: site.math_elements(html_dir / rel)
+        for rel in visits
+        if site.math_elements(html_dir / rel)
+    }
+    assert with_math, "no page of the book has math: the .math selector is wrong"
+    for rel, expected in with_math.items():
+        report = visits[rel]
+        assert report.math_elements == expected, rel
+        assert report.math_typeset == expected, f"{rel}: {report.problems()}"
+        assert report.math_errors == [], rel
+        assert report.raw_tex == [], rel
+
+
+def test_solutions_are_collapsed_until_clicked(html_dir, visits):
+    in_html = sum(len(site._soup(html_dir / rel).select(".solution")) for rel in visits)
+    solutions = [(rel, s) for rel, r in visits.items() for s in r.solutions]
+    assert in_html > 0, "the book has no solution (sphinx-exercise .solution)"
+    assert len(solutions) == in_html
+    bad = [(rel, s) for rel, s in solutions if not (s.hidden_before and s.shown_after)]
+    assert bad == []
+
+
+def test_download_menu_offers_the_notebook_and_the_pdf(html_dir, chapters, visits):
+    problems = []
+    for rel in chapters:
+        problems += browser.check_downloads(html_dir, rel, visits[rel].downloads)
+    assert problems == []
+    # what the links point to is a notebook and a PDF
+    rel = chapters[-1]
+    for _, href in visits[rel].downloads:
+        target = (html_dir / rel).parent / href
+        if target.suffix == ".ipynb":
+            notebook = json.loads(target.read_text(encoding="utf-8"))
+            assert notebook["nbformat"] == 4 and notebook["cells"], target
+        elif target.suffix == ".pdf":
+            assert target.read_bytes()[:5] == b"%PDF-", target
+
+
+def test_search_finds_a_term_the_book_uses(html_dir):
+    hits = browser.search_hits(html_dir, SEARCH_TERM)
+    assert hits, f"the site's search finds nothing for {SEARCH_TERM!r}"
+    for title, rel in hits:
+        assert (html_dir / rel).is_file(), (title, rel)
+    assert any(SEARCH_TERM.casefold() in site.page_text(html_dir / rel).casefold()
+               for _, rel in hits)  # fmt: skip
+
+
+def test_every_chapter_has_a_screenshot(chapters, visits):
+    for rel in chapters:
+        shot = SCREENSHOTS / browser.screenshot_name(rel)
+        assert visits[rel].screenshot == shot
+        head = shot.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n", shot
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        assert width >= 800 and height >= 600, (shot, width, height)
+
+
+# --- the PDF ---------------------------------------------------------------
+
+
+def test_pdf_has_every_chapter_every_figure_and_embedded_fonts(html_dir, chapters):
+    titles = [site.page_title(html_dir / rel) for rel in chapters]
+    assert all(titles), titles
+    figures = site.figure_count(html_dir, [html_dir / rel for rel in chapters])
+    assert pdf.check_pdf(PDF, titles, figures=figures) == []
+
+
+# --- the chapters' sources -------------------------------------------------
+
+
+def test_chapter_linter_passes_on_every_chapter():
+    """scripts/lint_chapters.py, as authors run it, on every chapter of _quarto.yml.
+
+    The rules themselves are tested in tests/test_lint_chapters.py.
+    """
+    paths = [str(BOOK_ROOT / c.path) for c in load_quarto(BOOK_ROOT).chapters]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "lint_chapters.py"), *paths],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"lint: {len(paths)} chapter(s), no problems" in result.stdout
+
+
+# --- determinism -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_build(html_dir, tmp_path_factory) -> Path:
+    if os.environ.get("BOOK_BUILD_2"):
+        second = Path(os.environ["BOOK_BUILD_2"]).resolve() / "html"
+        if not (second / "index.html").is_file():
+            pytest.fail(f"BOOK_BUILD_2 holds no site: {second / 'index.html'} is missing")
+        return second
+    out = tmp_path_factory.mktemp("second_build")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env.setdefault("PYTHONHASHSEED", "0")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_book.py"),
+         "--root", str(BOOK_ROOT), "--out", str(out), "--formats", "html"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return out / "html"
+
+
+@pytest.mark.slow
+def test_two_clean_builds_print_the_same_numbers(html_dir, second_build):
+    """Every number of every page, timings excepted, is the same in both builds."""
+    assert determinism.compare_sites(html_dir, second_build) == []
