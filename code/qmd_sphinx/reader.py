@@ -1142,7 +1142,7 @@ class _Translator:
 
     def _at(self, s, i, out, line_at) -> int:
         prev = s[i - 1] if i else ""
-        if prev.isalnum() or prev in "_.+/":  # e-mail address or similar
+        if prev and (prev.isalnum() or prev in "_.+/"):  # e-mail address etc.
             out.append("@")
             return i + 1
         if prev == "-" and (i < 2 or s[i - 2] in " \t\n[("):
