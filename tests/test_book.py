@@ -62,7 +62,9 @@ def visits(html_dir, chapters) -> dict[str, browser.PageReport]:
     reports = {}
     with browser.Site(html_dir) as s:
         for rel in pages:
-            shot = SCREENSHOTS / browser.screenshot_name(rel) if rel in chapters else None
+            shot = (
+                SCREENSHOTS / browser.screenshot_name(rel) if rel in chapters else None
+            )
             reports[rel] = s.visit(rel, shot)
     return reports
 
@@ -155,7 +157,10 @@ def test_every_chapter_has_a_screenshot(chapters, visits):
         assert visits[rel].screenshot == shot
         head = shot.read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n", shot
-        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        width, height = (
+            int.from_bytes(head[16:20], "big"),
+            int.from_bytes(head[20:24], "big"),
+        )
         assert width >= 800 and height >= 600, (shot, width, height)
 
 
@@ -194,7 +199,9 @@ def second_build(html_dir, tmp_path_factory) -> Path:
     if os.environ.get("BOOK_BUILD_2"):
         second = Path(os.environ["BOOK_BUILD_2"]).resolve() / "html"
         if not (second / "index.html").is_file():
-            pytest.fail(f"BOOK_BUILD_2 holds no site: {second / 'index.html'} is missing")
+            pytest.fail(
+                f"BOOK_BUILD_2 holds no site: {second / 'index.html'} is missing"
+            )
         return second
     out = tmp_path_factory.mktemp("second_build")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")

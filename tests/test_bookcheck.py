@@ -14,15 +14,15 @@ import pytest
 
 from bookcheck import browser, pdf, site
 
-PAGE = """<!DOCTYPE html><html><head><title>{title}</title></head>
+PAGE = """<!DOCTYPE html><html><head><title>{title}</title>{head}</head>
 <body><main>{body}</main></body></html>"""
 
 
-def write_site(root: Path, pages: dict[str, str]) -> Path:
+def write_site(root: Path, pages: dict[str, str], head: str = "") -> Path:
     for name, body in pages.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(PAGE.format(title=name, body=body), encoding="utf-8")
+        path.write_text(PAGE.format(title=name, body=body, head=head), encoding="utf-8")
     return root
 
 
@@ -67,18 +67,22 @@ def test_missing_page_is_caught(good_site):
 def test_missing_alt_text_is_caught(good_site):
     page = good_site / "book" / "ch.html"
     page.write_text(page.read_text().replace(' alt="Dots"', ""))
-    assert site.check_images(good_site) == ["book/ch.html: image '../w.png' has no alt text"]
+    assert site.check_images(good_site) == [
+        "book/ch.html: image '../w.png' has no alt text"
+    ]
 
 
 def test_cdn_script_is_caught(good_site):
     page = good_site / "index.html"
     page.write_text(
         page.read_text().replace(
-            "</head>", '<script src="https://cdn.example.org/mathjax.js"></script></head>'
+            "</head>",
+            '<script src="https://cdn.example.org/mathjax.js"></script></head>',
         )
     )
     assert site.check_offline(good_site) == [
-        "index.html: <script> loads https://cdn.example.org/mathjax.js from outside the site"
+        "index.html: <script> loads https://cdn.example.org/mathjax.js "
+        "from outside the site"
     ]
 
 
@@ -91,7 +95,8 @@ def test_main_text_drops_code_and_keeps_prose(tmp_path):
 
 needs_tex = pytest.mark.skipif(
     shutil.which("xelatex") is None or shutil.which("pdftotext") is None,
-    reason="xelatex/poppler not installed (apt-get install texlive-xetex poppler-utils)",
+    reason="xelatex/poppler not installed "
+    "(apt-get install texlive-xetex poppler-utils)",
 )
 
 
@@ -142,7 +147,8 @@ def test_fonts_of_a_xelatex_pdf_are_embedded(tmp_path):
 # --- browser ----------------------------------------------------------------
 
 needs_chromium = pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)"
+    shutil.which("chromium") is None,
+    reason="chromium not installed (apt-get install chromium)",
 )
 
 
@@ -158,7 +164,9 @@ def test_browser_catches_raw_tex_console_errors_and_external_requests(tmp_path):
         },
     )
     problems, reports = browser.check_pages(
-        root, ["ok.html", "raw.html", "err.html", "ext.html"], screenshots=tmp_path / "shots"
+        root,
+        ["ok.html", "raw.html", "err.html", "ext.html"],
+        screenshots=tmp_path / "shots",
     )
     assert reports["ok.html"].problems() == []
     assert reports["raw.html"].raw_tex == ["$$"]
@@ -175,7 +183,10 @@ from bookcheck import determinism  # noqa: E402
 
 
 def test_numbers_mask_timings_but_not_estimates():
-    text = "The slope is -1.04 (SE 0.11); nutpie took 2.3 s, 15× faster; 4 min; 1,000 draws."
+    text = (
+        "The slope is -1.04 (SE 0.11); nutpie took 2.3 s, 15× faster; 4 min; "
+        "1,000 draws."
+    )
     assert determinism.numbers(text) == ["-1.04", "0.11", "1,000"]
 
 
@@ -187,3 +198,264 @@ def test_compare_sites_reports_the_first_differing_number(tmp_path):
         "ch.html: number 1 differs between builds: -0.58 vs -0.57"
     ]
     assert determinism.compare_sites(a, same) == []
+
+
+# --- more gates on the site as files ----------------------------------------
+
+
+def test_literal_source_syntax_is_caught(tmp_path):
+    root = write_site(
+        tmp_path,
+        {
+            "ok.html": "<p>Figure 1.1 shows it; the mean is 3.2.</p>",
+            "bad.html": "<p>The mean is `{python} mean` as @fig-waits shows.</p>"
+            "<div>::: {.callout-note}</div>",
+        },
+    )
+    problems = site.check_literal_syntax(root)
+    assert [p.split(": literal ")[1].split(" ")[0] for p in problems] == [
+        "'{python}'",
+        "'@fig-'",
+        "':::'",
+    ]
+    assert all(p.startswith("bad.html: ") for p in problems)
+
+
+def test_page_title_drops_number_and_permalink(tmp_path):
+    root = write_site(
+        tmp_path,
+        {"ch.html": '<h1><span class="section-number">2. </span>Fitting with lme4'
+         '<a class="headerlink" href="#x">#</a></h1>'},
+    )  # fmt: skip
+    assert site.page_title(root / "ch.html") == "Fitting with lme4"
+
+
+@needs_tex
+def test_pdf_titles_ignore_case_and_figure_captions_are_counted(tmp_path):
+    figure = r"\begin{figure}[h]\centering X\caption{Waits.}\end{figure}"
+    doc = make_pdf(tmp_path, r"\MakeUppercase{Equation set one}. " + figure)
+    assert pdf.figure_captions(pdf.pdf_text(doc)) == ["1"]
+    # a caption but no image: the image count catches it, the captions match
+    assert pdf.check_pdf(doc, ["THE CAFES", "Equation set one"], figures=1) == [
+        "t.pdf: 0 figure image(s), the site has 1"
+    ]
+    assert pdf.check_pdf(doc, ["The cafes"], figures=2) == [
+        "t.pdf: 0 figure image(s), the site has 2",
+        "t.pdf: 1 figure caption(s) (1), the site has 2",
+    ]
+
+
+# --- more browser gates: each fails on its defect ----------------------------
+
+MATHJAX_HEAD = (
+    '<script>window.MathJax = {"options": {"processHtmlClass": "math"}}</script>'
+    '<script defer src="mathjax/tex-chtml.js"></script>'
+)
+
+
+def _link_mathjax(root: Path) -> None:
+    """The site's MathJax, as the book serves it (django-static-mathjax)."""
+    from qmd_sphinx.html import mathjax_source
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "mathjax").symlink_to(mathjax_source(), target_is_directory=True)
+
+
+@needs_chromium
+def test_math_gate_passes_typeset_math_and_catches_untypeset_and_errors(tmp_path):
+    good = tmp_path / "good"
+    _link_mathjax(good)
+    write_site(
+        good,
+        {
+            "m.html": '<p>Slopes <span class="math notranslate nohighlight">'
+            "\\(\\beta_j \\sim \\mathcal{N}(0, \\sigma_b)\\)</span> vary.</p>"
+            '<div class="math notranslate nohighlight">\\[y = X\\beta + Zb\\]</div>',
+            "err.html": '<p><span class="math">\\(\\nosuchmacro{x}\\)</span></p>',
+        },
+        head=MATHJAX_HEAD,
+    )
+    # the same markup on a site that forgot MathJax
+    bare = write_site(
+        tmp_path / "bare",
+        {"m.html": '<p>Slopes <span class="math">\\(\\beta_j\\)</span> vary.</p>'},
+    )
+    _, reports = browser.check_pages(good, ["m.html", "err.html"])
+    ok = reports["m.html"]
+    assert (ok.math_elements, ok.math_typeset, ok.raw_tex) == (2, 2, [])
+    assert ok.problems() == []
+    err = reports["err.html"]
+    assert err.math_errors == ["undefined macro \\nosuchmacro"]
+    assert any("MathJax error" in p for p in err.problems())
+    _, reports = browser.check_pages(bare, ["m.html"])
+    raw = reports["m.html"]
+    assert (raw.math_elements, raw.math_typeset) == (1, 0)
+    assert raw.raw_tex == ["\\(", "\\)"]
+    assert "m.html: 1 of 1 math element(s) not typeset by MathJax" in raw.problems()
+
+
+def _togglebutton_head(root: Path) -> str:
+    """sphinx-togglebutton's script and style, configured as the book's site."""
+    import sphinx_togglebutton
+
+    static = Path(sphinx_togglebutton.__file__).parent / "_static"
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("togglebutton.js", "togglebutton.css"):
+        shutil.copy(static / name, root / name)
+    return (
+        '<link rel="stylesheet" href="togglebutton.css">'
+        "<script>let toggleHintShow = 'Click to show';"
+        "let toggleHintHide = 'Click to hide'; let toggleOpenOnPrint = 'true';</script>"
+        '<script src="togglebutton.js"></script>'
+        "<script>var togglebuttonSelector = '.toggle, .admonition.dropdown';</script>"
+    )
+
+
+def _solution(ident: str, classes: str, style: str = "") -> str:
+    return (
+        f'<div class="solution {classes} admonition" id="{ident}">'
+        '<p class="admonition-title">Solution to<a class="reference internal" '
+        'href="#exr-1"> Exercise 1.1</a></p>'
+        f'<section id="solution-content"{style}><p>The answer is 42.</p>'
+        "</section></div>"
+    )
+
+
+@needs_chromium
+def test_solution_gate_passes_a_dropdown_and_catches_open_and_stuck_ones(tmp_path):
+    head = _togglebutton_head(tmp_path)
+    write_site(
+        tmp_path,
+        {
+            "ok.html": '<div id="exr-1">Exercise</div>'
+            + _solution("sol-ok", "dropdown"),
+            "open.html": _solution("sol-open", ""),
+            "stuck.html": _solution("sol-stuck", "", ' style="display:none"'),
+        },
+        head=head,
+    )
+    problems, reports = browser.check_pages(
+        tmp_path, ["ok.html", "open.html", "stuck.html"]
+    )
+    assert reports["ok.html"].solutions == [browser.Solution("sol-ok", True, True)]
+    assert problems == [
+        "open.html: solution 'sol-open' is shown before any click",
+        "stuck.html: solution 'sol-stuck' stays hidden after a click",
+    ]
+
+
+MENU = """<div class="dropdown dropdown-download-buttons">
+<button class="btn dropdown-toggle" type="button"
+ onclick="this.nextElementSibling.style.display='block'">D</button>
+<ul class="dropdown-menu" style="display:none">{items}</ul></div>"""
+
+
+def _menu(*links: tuple[str, str, str]) -> str:
+    items = "".join(
+        f'<li><a href="{href}"{extra}>{text}</a></li>' for text, href, extra in links
+    )
+    return MENU.format(items=items)
+
+
+@needs_chromium
+def test_download_gate_passes_a_full_menu_and_catches_missing_entries(tmp_path):
+    (tmp_path / "downloads" / "notebooks" / "student").mkdir(parents=True)
+    for name in ("cafes.ipynb", "student/cafes.ipynb", "student/lmer.ipynb"):
+        (tmp_path / "downloads" / "notebooks" / name).write_text("{}")
+    (tmp_path / "downloads" / "BOOK.pdf").write_text("%PDF-")
+    nb, student, pdf_ = (
+        ("ipynb", "../downloads/notebooks/cafes.ipynb", ""),
+        ("student", "../downloads/notebooks/student/cafes.ipynb", ""),
+        (".pdf", "../downloads/BOOK.pdf", ""),
+    )
+    write_site(
+        tmp_path,
+        {
+            "book/cafes.html": _menu(nb, student, pdf_),
+            # the PDF entry is there but never shown; the notebook is a typo
+            "book/lmer.html": _menu(
+                ("ipynb", "../downloads/notebooks/lmr.ipynb", ""),
+                ("student", "../downloads/notebooks/student/lmer.ipynb", ""),
+                (".pdf", "../downloads/BOOK.pdf", ' style="display:none"'),
+            ),
+            "book/none.html": "<p>no menu</p>",
+        },
+    )
+    _, reports = browser.check_pages(tmp_path, ["book/cafes.html", "book/lmer.html",
+                                                "book/none.html"])  # fmt: skip
+    assert reports["book/cafes.html"].downloads == [
+        (text, href) for text, href, _ in (nb, student, pdf_)
+    ]
+    cafes = reports["book/cafes.html"].downloads
+    assert browser.check_downloads(tmp_path, "book/cafes.html", cafes) == []
+    assert browser.check_downloads(
+        tmp_path, "book/lmer.html", reports["book/lmer.html"].downloads
+    ) == [
+        "book/lmer.html: download 'ipynb' -> '../downloads/notebooks/lmr.ipynb' "
+        "is not a file of the site",
+        "book/lmer.html: the download menu does not offer lmer.ipynb",
+        "book/lmer.html: the download menu does not offer the book's PDF",
+    ]
+    assert browser.check_downloads(tmp_path, "book/none.html", []) == [
+        "book/none.html: the download menu does not offer none.ipynb",
+        "book/none.html: the download menu does not offer the book's PDF",
+    ]
+
+
+SEARCH_PAGE = """<div id="search-results"></div><script>
+// what Sphinx's searchtools.js does: a summary first, results when done
+const box = document.getElementById('search-results');
+box.innerHTML = '<h2>Searching</h2><p class="search-summary">Preparing search...</p>';
+setTimeout(() => {
+  const q = new URLSearchParams(location.search).get('q');
+  const hits = q === 'lme4' ? '<li><a href="book/lmer.html">Fitting with lme4</a>'
+    + '<p class="context">...</p></li>' : '';
+  box.innerHTML = '<h2>Search Results</h2><p class="search-summary">'
+    + (hits ? 'Search finished, found one page matching the search query.'
+            : 'Your search did not match any documents.')
+    + '</p><ul class="search">' + hits + '</ul>';
+}, 700);
+</script>"""
+
+
+@needs_chromium
+def test_search_gate_waits_for_the_results_and_reads_them(tmp_path):
+    write_site(
+        tmp_path, {"search.html": SEARCH_PAGE, "book/lmer.html": "<h1>lme4</h1>"}
+    )
+    assert browser.search_hits(tmp_path, "lme4") == [
+        ("Fitting with lme4", "book/lmer.html")
+    ]
+    assert browser.search_hits(tmp_path, "nothing") == []
+
+
+@needs_chromium
+def test_missing_resource_and_uncaught_exception_are_caught(tmp_path):
+    write_site(
+        tmp_path,
+        {
+            "404.html": '<img src="gone.png" alt="gone">',
+            "throw.html": "<script>null.x</script>",
+        },
+    )
+    _, reports = browser.check_pages(tmp_path, ["404.html", "throw.html"])
+    assert any(
+        "gone.png (status 404)" in u for u in reports["404.html"].failed_requests
+    )
+    assert any(
+        "uncaught: " in e and "null" in e for e in reports["throw.html"].console_errors
+    )
+
+
+def test_rendered_text_keeps_outputs_and_drops_code(tmp_path):
+    root = write_site(
+        tmp_path,
+        {
+            "p.html": '<article class="bd-article"><p>rho is -0.58.</p>'
+            '<div class="cell_input"><pre>seed = 14</pre></div>'
+            '<div class="cell_output"><pre>sigma 0.49, N(0, 1)</pre></div></article>'
+            "<footer>Copyright 2025</footer>"
+        },
+    )
+    text = determinism.rendered_text(root / "p.html")
+    assert determinism.numbers(text) == ["-0.58", "0.49", "0", "1"]

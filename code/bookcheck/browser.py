@@ -11,7 +11,7 @@ book of a dozen chapters is checked with one page load each:
 - console errors and uncaught exceptions;
 - requests to other hosts, failed requests, responses >= 400;
 - math: how many of Sphinx's math elements (``.math``) hold MathJax output,
-  MathJax's own error boxes (``mjx-merror``), and TeX left as text;
+  MathJax's errors (``mjx-merror``, undefined macros), and TeX left as text;
 - a full-page screenshot (optional), taken before anything is clicked;
 - the download menu (sphinx-book-theme's ``.dropdown-download-buttons``),
   opened with a click: the entries a reader sees, with their links;
@@ -49,7 +49,9 @@ TIMEOUT_MS = 20_000
 def chromium_path() -> str:
     path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
     if path is None:
-        raise RuntimeError("Chromium is not installed; install it with: apt-get install chromium")
+        raise RuntimeError(
+            "Chromium is not installed; install it with: apt-get install chromium"
+        )
     return path
 
 
@@ -126,8 +128,14 @@ _MATH_STATE = """() => {
     return {
         elements: maths.length,
         typeset: maths.filter(m => m.querySelector('mjx-container')).length,
+        // TeX errors become <merror>; an undefined macro (MathJax's
+        // noundefined extension) is set as red text holding its name.
         errors: Array.from(document.querySelectorAll('mjx-merror'))
-                     .map(e => e.getAttribute('data-mjx-error') || e.textContent),
+                     .map(e => e.getAttribute('data-mjx-error') || e.textContent)
+                .concat(Array.from(document.querySelectorAll(
+                            'mjx-assistive-mml mtext[mathcolor="red"]'))
+                     .filter(e => e.textContent.startsWith(String.fromCharCode(92)))
+                     .map(e => 'undefined macro ' + e.textContent)),
     };
 }"""
 
@@ -184,7 +192,9 @@ class Site:
         if self._context is not None:
             self._context.close()
         width, height = self.viewport
-        self._context = self._browser.new_context(viewport={"width": width, "height": height})
+        self._context = self._browser.new_context(
+            viewport={"width": width, "height": height}
+        )
         self._context.route("**/*", self._on_route)
         self.page = self._context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
@@ -196,7 +206,10 @@ class Site:
     # -- what the page does ---------------------------------------------------
     def _local(self, url: str) -> bool:
         parts = urlsplit(url)
-        return parts.scheme not in ("http", "https", "ws", "wss") or parts.netloc == self.host
+        return (
+            parts.scheme not in ("http", "https", "ws", "wss")
+            or parts.netloc == self.host
+        )
 
     def _on_route(self, route) -> None:
         url = route.request.url
@@ -222,7 +235,9 @@ class Site:
 
     def _on_response(self, response) -> None:
         if self._report is not None and response.status >= 400:
-            self._report.failed_requests.append(f"{response.url} (status {response.status})")
+            self._report.failed_requests.append(
+                f"{response.url} (status {response.status})"
+            )
 
     # -- visits ---------------------------------------------------------------
     def url(self, rel: str) -> str:
@@ -294,9 +309,11 @@ class Site:
         return found
 
     def search(self, term: str) -> list[tuple[str, str]]:
-        """(title, href relative to the site) of Sphinx's search results for ``term``."""
+        """(title, page) of Sphinx's search results for ``term``, page site-relative."""
         self._fresh_page()
-        self.page.goto(self.url(f"search.html?q={quote(term)}"), wait_until="networkidle")
+        self.page.goto(
+            self.url(f"search.html?q={quote(term)}"), wait_until="networkidle"
+        )
         # searchtools.js writes "Search finished, ..." (or "did not match")
         # into the summary once the index is loaded and searched.
         self.page.wait_for_function(
@@ -353,7 +370,9 @@ def download_links(html_dir: Path, rel: str) -> list[tuple[str, str]]:
         return site.visit(rel).downloads
 
 
-def check_downloads(html_dir: Path, rel: str, links: list[tuple[str, str]]) -> list[str]:
+def check_downloads(
+    html_dir: Path, rel: str, links: list[tuple[str, str]]
+) -> list[str]:
     """The menu of chapter ``rel`` offers its notebook and the PDF, both present.
 
     The notebook is the chapter's own (``book/cafes.html`` -> ``cafes.ipynb``,
@@ -367,7 +386,9 @@ def check_downloads(html_dir: Path, rel: str, links: list[tuple[str, str]]) -> l
     for text, href in links:
         target = (page.parent / unquote(urlsplit(href).path)).resolve()
         if not href or not target.is_file():
-            problems.append(f"{rel}: download {text!r} -> {href!r} is not a file of the site")
+            problems.append(
+                f"{rel}: download {text!r} -> {href!r} is not a file of the site"
+            )
         targets.append(target)
     own = [
         t for t in targets if t.name == f"{stem}.ipynb" and t.parent.name != "student"

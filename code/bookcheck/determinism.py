@@ -67,5 +67,7 @@ def compare_sites(a: Path, b: Path) -> list[str]:
     for rel in sorted(pages_a & pages_b):
         if rel.name in ("genindex.html", "search.html"):
             continue
-        problems += compare_texts(rendered_text(a / rel), rendered_text(b / rel), str(rel))
+        problems += compare_texts(
+            rendered_text(a / rel), rendered_text(b / rel), str(rel)
+        )
     return problems

@@ -44,9 +44,14 @@ def unembedded_fonts(pdf: Path) -> list[str]:
 def image_count(pdf: Path) -> int:
     """Raster images drawn in the PDF (soft masks not counted)."""
     out = subprocess.run(
-        [_tool("pdfimages"), "-list", str(pdf)], capture_output=True, text=True, check=True
+        [_tool("pdfimages"), "-list", str(pdf)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
-    return sum(1 for line in out[2:] if len(line.split()) > 3 and line.split()[2] == "image")
+    return sum(
+        1 for line in out[2:] if len(line.split()) > 3 and line.split()[2] == "image"
+    )
 
 
 _WS = re.compile(r"\s+")
@@ -81,7 +86,9 @@ def check_pdf(pdf: Path, titles: list[str], figures: int | None = None) -> list[
     problems = []
     for title in titles:
         if _flat(title) not in flat:
-            problems.append(f"{pdf.name}: chapter title {title!r} not found in the text")
+            problems.append(
+                f"{pdf.name}: chapter title {title!r} not found in the text"
+            )
     plain = _WS.sub(" ", text)
     for m in re.finditer(r"\?\?", plain):
         context = plain[max(0, m.start() - 40) : m.end() + 40]
@@ -91,7 +98,9 @@ def check_pdf(pdf: Path, titles: list[str], figures: int | None = None) -> list[
     if figures is not None:
         got = image_count(pdf)
         if got != figures:
-            problems.append(f"{pdf.name}: {got} figure image(s), the site has {figures}")
+            problems.append(
+                f"{pdf.name}: {got} figure image(s), the site has {figures}"
+            )
         captions = figure_captions(text)
         if len(captions) != figures:
             problems.append(

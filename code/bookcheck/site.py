@@ -69,7 +69,9 @@ def check_images(html_dir: Path) -> list[str]:
         for img in _soup(page).find_all("img"):
             if not (img.get("alt") or "").strip():
                 src = img.get("src", "?")
-                problems.append(f"{page.relative_to(html_dir)}: image {src!r} has no alt text")
+                problems.append(
+                    f"{page.relative_to(html_dir)}: image {src!r} has no alt text"
+                )
     return problems
 
 
