@@ -98,7 +98,10 @@ def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
         name = notebook_name(docname)
         target = out / "notebooks" / name
         export_chapter(
-            executed / f"{docname}.ipynb", target, out / "notebooks" / "student" / name
+            executed / f"{docname}.ipynb",
+            target,
+            out / "notebooks" / "student" / name,
+            cache_path=out / ".jupyter_cache",  # myst-nb's default: next to html/
         )
         written.append(target)
     return written
@@ -115,20 +118,18 @@ def _copy_into_site(out: Path, formats: set[str]) -> None:
         shutil.copy2(out / "pdf" / PDF_NAME, site / PDF_NAME)
 
 
-def build(
-    root: Path, out: Path, chapters: list[str] | None, formats: set[str]
-) -> dict[str, float]:
-    from qmd_sphinx.quarto_config import load_quarto
+def build_env(root: Path, chapters: list[str] | None, formats: set[str]) -> dict:
+    """The environment of the Sphinx runs (and of the kernels they start).
 
-    root = root.resolve()
-    out = out.resolve()
-    book = load_quarto(root).subset(chapters)
-    out.mkdir(parents=True, exist_ok=True)
+    ``$QMD_SPHINX_CODE``, if set, replaces ``code/`` as the folders hashed into
+    the execution cache key (tests point it at a copy they can touch).
+    """
     env = dict(os.environ)
     env.update(
         QMD_SPHINX_ROOT=str(root),
         QMD_SPHINX_CHAPTERS=",".join(chapters or []),
-        QMD_SPHINX_CODE=str(REPO / "code"),
+        # folders whose *.py files key the execution cache (os.pathsep list)
+        QMD_SPHINX_CODE=os.environ.get("QMD_SPHINX_CODE") or str(REPO / "code"),
         QMD_SPHINX_DOWNLOADS=",".join(sorted(formats & {"notebooks", "pdf"})),
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
@@ -138,6 +139,19 @@ def build(
         # image. The inline backend is the one a notebook kernel uses.
         MPLBACKEND="module://matplotlib_inline.backend_inline",
     )
+    return env
+
+
+def build(
+    root: Path, out: Path, chapters: list[str] | None, formats: set[str]
+) -> dict[str, float]:
+    from qmd_sphinx.quarto_config import load_quarto
+
+    root = root.resolve()
+    out = out.resolve()
+    book = load_quarto(root).subset(chapters)
+    out.mkdir(parents=True, exist_ok=True)
+    env = build_env(root, chapters, formats)
     times: dict[str, float] = {}
 
     def timed(name, fn, *args):

@@ -75,7 +75,9 @@ def test_notebook_is_valid_nbformat_v4_with_python3_kernel():
     assert nb.metadata.kernelspec["name"] == "python3"
     assert nb.metadata.kernelspec["language"] == "python"
     # one 0-based .qmd line per cell, for warnings at .qmd lines
-    assert nb.metadata.source_map == [0, 3]  # code: its first line
+    # 0-based lines; a code cell's entry is the line before its code, which is
+    # where myst-nb expects it (it reports code one line below the entry)
+    assert nb.metadata.source_map == [0, 2]
     assert len({c.id for c in nb.cells}) == len(nb.cells)
 
 
@@ -94,8 +96,8 @@ def test_source_map_follows_qmd_lines():
         """
     )
     assert [c.cell_type for c in nb.cells] == ["markdown", "code", "markdown"]
-    # heading on line 1, code body on line 6, trailing text on line 9
-    assert nb.metadata.source_map == [0, 5, 8]
+    # heading on line 1, code body on line 6 (entry 6 - 2), text on line 9
+    assert nb.metadata.source_map == [0, 4, 8]
 
 
 # --------------------------------------------------------------------------

@@ -7,6 +7,12 @@ reader downloads: the build's hidden cells (code hash, inline-expression
 cells, the master toctree) are dropped and each ``{glue:md}`KEY``` in the
 markdown is replaced by its value. The student variant also drops every cell
 tagged ``solution``.
+
+In ``nb_execution_mode = "cache"``, myst-nb 1.4 writes ``jupyter_execute/``
+from the notebook it read, not from the one it merged with the cache: a
+chapter served from the cache (every build after the first, e.g. the LaTeX
+build after the HTML one) is written WITHOUT outputs. :func:`export_chapter`
+therefore takes the outputs from the jupyter-cache when given its folder.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 import nbformat
 
 from qmd_sphinx.sphinx_reader import is_hash_cell
+from qmd_sphinx.streams import merge_streams
 
 GLUE_ROLE = re.compile(
     r"\{glue(?::md|:text|)?\}`([^`]+?)(?::(?:commonmark|gfm|myst))?`"
@@ -66,6 +73,8 @@ def clean_notebook(nb, glue: dict[str, str], where: str):
                 return glue[key]
 
             cell.source = GLUE_ROLE.sub(value, cell.source)
+        elif cell.cell_type == "code":  # rpy2's many small pieces, as one text
+            cell.outputs = [nbformat.from_dict(o) for o in merge_streams(cell.outputs)]
         cells.append(cell)
     nb.cells = cells
     nb.metadata.pop("source_map", None)
@@ -81,14 +90,38 @@ def student_variant(nb):
     return student
 
 
-def export_chapter(executed: Path, out: Path, student_out: Path) -> None:
-    """Write the reader's and the student's notebook of one chapter."""
+def merge_cached_outputs(nb, cache_path: Path | str, where: str):
+    """``nb`` with the outputs of its executed version in the jupyter-cache."""
+    from jupyter_cache import get_cache
+
+    try:
+        _, merged = get_cache(str(cache_path)).merge_match_into_notebook(nb)
+    except KeyError:
+        raise NotebookExportError(
+            f"{where}: no executed version of this notebook in the execution "
+            f"cache {cache_path} (was the chapter executed by this build?)"
+        ) from None
+    return merged
+
+
+def export_chapter(
+    executed: Path,
+    out: Path,
+    student_out: Path,
+    cache_path: Path | str | None = None,
+) -> None:
+    """Write the reader's and the student's notebook of one chapter.
+
+    ``cache_path``: the build's jupyter-cache folder, where the outputs are.
+    """
     executed = Path(executed)
     if not executed.is_file():
         raise NotebookExportError(
             f"{executed} not found: the chapter was not executed by the build"
         )
     nb = nbformat.read(executed, as_version=4)
+    if cache_path is not None:
+        nb = merge_cached_outputs(nb, cache_path, str(executed))
     glue_file = executed.with_name(executed.stem + ".glue.json")
     nb = clean_notebook(nb, _glue_values(glue_file), str(executed))
     out.parent.mkdir(parents=True, exist_ok=True)

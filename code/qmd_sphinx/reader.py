@@ -816,7 +816,11 @@ class _Translator:
         metadata.update(self.chunk_label(opts, chunk.line))
         if self.in_solution:
             metadata["tags"] = [*metadata.get("tags", []), "solution"]
-        self.add_cell(nbformat.v4.new_code_cell(source, metadata=metadata), first_line)
+        # myst-nb reports a code cell's nodes one line below its source_map
+        # entry (its own reader maps a cell to the fence line): the entry is
+        # the line before the code, so warnings name the first line of code.
+        self.add_cell(nbformat.v4.new_code_cell(source, metadata=metadata),
+                      first_line - 1)
 
     def chunk_options(self, options: list[tuple[int, str]], line: int) -> dict:
         """``#|`` lines -> {key: (value, line)}; every key and value checked."""

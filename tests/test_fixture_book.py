@@ -1,0 +1,502 @@
+"""Build tests/fixture_book/ (HTML, PDF, notebooks) and check what came out.
+
+The fixture book uses every construct of the Quarto subset, a ``%%R`` cell and
+a figure. It is copied to a temporary folder and built once per module with
+``scripts/build_book.py`` (as ``make book`` does); then the cache is exercised
+(rebuild, prose edit, code change) and broken copies must fail with
+``file:line``. The hash of the project's code is taken from a snapshot of
+``code/`` (``$QMD_SPHINX_CODE``), so the test can change it without touching
+the repository, and so a concurrent edit of ``code/`` cannot disturb it.
+
+Executions are counted through ``$FIXTURE_EXECUTION_LOG``: a hidden
+``include: false`` chunk of each executable chapter appends a line to it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.build
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixture_book"
+SCRIPT = REPO / "scripts" / "build_book.py"
+CHAPTERS = ("model", "fits")  # the chapters with code (and an execution log line)
+
+# What the fixture computes, computed here independently of the build.
+_DRAWS = np.random.default_rng(20251124).normal(3.5, 1.0, 12)
+MEAN_WAIT = f"{_DRAWS.mean():.3f}"  # `{python} f"{mean_wait:.3f}"`
+SOLUTION_MEAN = f"{_DRAWS[:4].mean():.2f}"  # cafe 1 = the first four draws
+SQUARED_SLOPE = str(round((-5.344) ** 2, 2))  # `{python} round(slope_squared, 2)`
+SOLUTION_SLOPE = f"{(-5.344) ** 2:.4f}"
+# lm(mpg ~ wt, mtcars): Henderson and Velleman's data, coefficients as R prints
+R_BLOCK = "R-LINE-1\nR-LINE-2\n(Intercept)          wt \n     37.285      -5.344 \n"
+
+LITERAL_SYNTAX = ("??", "@fig-", "@sec-", "@tbl-", "@eq-", "@exr-", "{python}",
+                  ":::", "{numref}", "{cite", "{glue", "{eq}", "{{<")  # fmt: skip
+
+
+def _load_build_script():
+    spec = importlib.util.spec_from_file_location("build_book", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+@dataclass
+class Book:
+    base: Path
+    root: Path  # the copy of the fixture that is built
+    out: Path
+    code: Path  # the snapshot of code/ whose hash keys the cache
+    log: Path
+    env: dict
+    times: dict = field(default_factory=dict)
+
+    def build(self, formats="html,pdf,notebooks", root=None, out=None, chapters=()):
+        cmd = [sys.executable, str(SCRIPT), "--root", str(root or self.root),
+               "--out", str(out or self.out), "--formats", formats]  # fmt: skip
+        if chapters:
+            cmd += ["--chapters", *chapters]
+        start = time.perf_counter()
+        result = subprocess.run(
+            cmd, env=self.env, cwd=REPO, capture_output=True, text=True, timeout=600
+        )
+        seconds = time.perf_counter() - start
+        return result, seconds
+
+    def executions(self) -> list[str]:
+        return self.log.read_text().split() if self.log.is_file() else []
+
+    def html(self, name: str):
+        from bs4 import BeautifulSoup
+
+        path = self.out / "html" / f"{name}.html"
+        soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        for anchor in soup.select("a.headerlink"):  # the theme's "#" permalinks
+            anchor.decompose()
+        return soup
+
+    def main_text(self, name: str) -> str:
+        return _squash(self.html(name).find("main").get_text(" "))
+
+    def notebook(self, name: str, student: bool = False):
+        folder = self.out / "notebooks" / ("student" if student else "")
+        return nbformat.read(folder / f"{name}.ipynb", as_version=4)
+
+
+def _child_env() -> dict:
+    """This process's environment, minus what starting R here added.
+
+    rpy2 (R is started in this pytest process by ``r_available()`` or by an
+    earlier test) sets ``LD_LIBRARY_PATH=$R_HOME/lib:/usr/lib/<arch>:...``
+    in ``os.environ``; a child Python then loads the system's libpython
+    instead of its own, and the build dies in odd places (soupsieve's regexes).
+    """
+    env = dict(os.environ)
+    ld = env.get("LD_LIBRARY_PATH", "")
+    if env.get("R_HOME") and ld.startswith(env["R_HOME"].rstrip("/") + "/lib"):
+        del env["LD_LIBRARY_PATH"]
+    return env
+
+
+def _report(result) -> str:
+    return (result.stdout + result.stderr)[-4000:]
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> Book:
+    from multilevel.lmer import r_available
+
+    if not r_available():
+        pytest.skip("R, rpy2 or lme4 is absent: the fixture book has a %%R cell")
+    base = tmp_path_factory.mktemp("fixture_book")
+    root = base / "book"
+    shutil.copytree(FIXTURE, root)
+    code = base / "code"
+    shutil.copytree(REPO / "code", code, ignore=shutil.ignore_patterns("__pycache__"))
+    log = base / "executions.log"
+    env = _child_env()
+    env.update(
+        FIXTURE_EXECUTION_LOG=str(log),
+        QMD_SPHINX_CODE=str(code),
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+    )
+    b = Book(base, root, base / "out", code, log, env)
+    result, seconds = b.build()
+    assert result.returncode == 0, _report(result)
+    b.times["clean"] = seconds
+    print(f"\nfixture book, clean build (html, pdf, notebooks): {seconds:.1f} s")
+    return b
+
+
+@pytest.fixture(scope="module")
+def pdf_text(book) -> str:
+    assert shutil.which("pdftotext"), "pdftotext missing: apt-get install poppler-utils"
+    pdf = book.out / "pdf" / "BOOK.pdf"
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    return text
+
+
+# --------------------------------------------------------------------------
+# the clean build
+
+
+def test_every_output_is_written(book):
+    for name in ("index", "chapters/model", "chapters/fits", "chapters/references"):
+        assert (book.out / "html" / f"{name}.html").is_file()
+    assert (book.out / "pdf" / "BOOK.pdf").stat().st_size > 10_000
+    for name in ("index", "model", "fits", "references"):
+        assert (book.out / "notebooks" / f"{name}.ipynb").is_file()
+        assert (book.out / "notebooks" / "student" / f"{name}.ipynb").is_file()
+    # each executable chapter ran once
+    assert sorted(book.executions()) == sorted(CHAPTERS)
+
+
+def test_equations_are_numbered_in_html(book):
+    page = book.html("chapters/model")
+    numbers = [s.get_text(strip=True) for s in page.select("main span.eqno")]
+    assert numbers == ["(1.1)"]  # the labelled one; unlabelled math has none
+    target = page.select_one("main #equation-eq-model")
+    assert target is not None and "(1.1)" in target.get_text()
+    refs = page.select('main a[href="#equation-eq-model"]')
+    assert [r.get_text(strip=True) for r in refs] == ["(1.1)"]
+    assert "Equation (1.1)" in book.main_text("chapters/model")
+    # and from another chapter
+    other = book.html("chapters/fits").select('main a[href$="model.html#equation-eq-model"]')
+    assert [r.get_text(strip=True) for r in other] == ["(1.1)"]
+
+
+def test_cross_references_are_numbered_links(book):
+    fits = book.html("chapters/fits")
+    links = {a["href"].split("#")[-1]: _squash(a.get_text(" ", strip=True))
+             for a in fits.select("main a.reference.internal") if "#" in a["href"]}  # fmt: skip
+    assert links["sec-model"] == "Section 1"
+    assert links["fig-waits"] == "Figure 1.1"
+    assert links["tbl-waits"] == "Table 1.1"
+    assert links["exr-mean"].startswith("Exercise 1.1")
+    assert links["sec-fits"] == "Section 2"  # chapters count on across parts
+
+
+@pytest.mark.parametrize(
+    "name", ["index", "chapters/model", "chapters/fits", "chapters/references"]
+)
+def test_no_literal_quarto_or_myst_syntax_in_html(book, name):
+    text = book.main_text(name)
+    for literal in LITERAL_SYNTAX:
+        assert literal not in text, f"{literal!r} left in {name}.html"
+
+
+def test_no_literal_quarto_or_myst_syntax_in_pdf(pdf_text):
+    for literal in LITERAL_SYNTAX:
+        assert literal not in pdf_text, f"{literal!r} left in the PDF"
+    assert "Equation (1.1)" in pdf_text
+    for ref in ("Figure 1.1", "Table 1.1", "Exercise 1.1", "Section 2"):
+        assert ref in pdf_text
+
+
+def test_citations_link_to_the_bibliography(book):
+    refs = book.html("chapters/references")
+    cites = [a for a in book.html("chapters/model").select("main a.reference.internal")
+             if a["href"].startswith("references.html#")]  # fmt: skip
+    expected = {"2020": "McElreath", "Bates et al., 2015": "Bates",
+                "Gelman and Hill, 2007": "Gelman"}  # fmt: skip
+    def text(a):
+        return _squash(a.get_text()).strip()
+
+    assert {text(a) for a in cites} == set(expected)
+    for a in cites:
+        entry = refs.find(id=a["href"].split("#", 1)[1])
+        assert entry is not None, a["href"]
+        assert "citation" in entry.get("class", [])
+        assert expected[text(a)] in entry.get_text()
+    # the e-mail address is text, not a citation
+    assert "fixture.author@example.org" in book.main_text("chapters/model")
+
+
+def test_bibliography_in_pdf(pdf_text):
+    assert "Statistical Rethinking" in pdf_text
+    assert "fitting linear mixed-effects models" in _squash(pdf_text).lower()
+    assert "McElreath [2020]" in pdf_text
+    assert "[Bates et al., 2015]" in pdf_text
+
+
+def test_inline_values_are_computed_in_html(book):
+    assert f"The average wait is {MEAN_WAIT} minutes over 12 visits." in book.main_text(
+        "chapters/model"
+    )
+    assert f"The squared slope is {SQUARED_SLOPE}." in book.main_text("chapters/fits")
+
+
+def test_inline_values_are_computed_in_pdf(pdf_text):
+    text = _squash(pdf_text)
+    assert f"The average wait is {MEAN_WAIT} minutes over 12 visits." in text
+    assert f"The squared slope is {SQUARED_SLOPE}." in text
+
+
+def test_solutions_are_in_the_site_collapsed(book):
+    for name, printed in (("chapters/model", f"SOLUTION-MEAN {SOLUTION_MEAN}"),
+                          ("chapters/fits", f"SOLUTION-SLOPE {SOLUTION_SLOPE}")):  # fmt: skip
+        solutions = book.html(name).select("main div.solution")
+        assert len(solutions) == 1
+        assert "dropdown" in solutions[0]["class"]
+        assert "toggle-shown" not in solutions[0]["class"]
+        assert printed in _squash(solutions[0].get_text(" "))
+
+
+def test_solutions_in_full_notebook_not_in_student_notebook(book):
+    for name, marker in (("model", "SOLUTION-MEAN"), ("fits", "SOLUTION-SLOPE")):
+        full = book.notebook(name)
+        student = book.notebook(name, student=True)
+        nbformat.validate(full)
+        nbformat.validate(student)
+        tagged = [c for c in full.cells if "solution" in c.metadata.get("tags", [])]
+        assert tagged and any(marker in c.source for c in tagged)
+        out = [o for c in tagged if c.cell_type == "code" for o in c.outputs]
+        assert any(marker in o.get("text", "") for o in out)  # executed
+        assert marker not in nbformat.writes(student)
+        assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
+        # the exercises themselves stay in the student's notebook
+        assert any("exercise-start" in c.source for c in student.cells)
+    assert "cafe_1 = " in nbformat.writes(book.notebook("model", student=True))
+
+
+def test_notebooks_have_outputs_and_values_not_build_cells(book):
+    nb = book.notebook("model")
+    text = "\n".join(c.source for c in nb.cells)
+    assert f"The average wait is {MEAN_WAIT} minutes" in text
+    assert "{glue" not in text and "_qmd_show" not in text and "qmd-sphinx: hash" not in text
+    figure = [c for c in nb.cells if "mystnb" in c.metadata]
+    assert len(figure) == 1
+    assert any("image/png" in o.get("data", {}) for o in figure[0].outputs)
+    fits = book.notebook("fits")
+    r_cell = next(c for c in fits.cells if c.source.startswith("%%R"))
+    streams = [o for o in r_cell.outputs if o.output_type == "stream"]
+    assert len(streams) == 1 and streams[0].text == R_BLOCK
+
+
+def test_r_output_is_one_readable_block(book):
+    blocks = [pre.get_text() for pre in book.html("chapters/fits").select(
+        "main div.cell_output pre")]  # fmt: skip
+    with_r = [b for b in blocks if "R-LINE-1" in b]
+    assert with_r == [R_BLOCK]
+    assert not any(b.strip() in ("(Intercept)", "wt", "37.285", "-5.344") for b in blocks)
+
+
+def test_download_menu_links_exist(book):
+    for name, stem in (("chapters/model", "model"), ("chapters/fits", "fits")):
+        page = book.html(name)
+        hrefs = [a["href"] for a in page.select("a[href]")]
+        wanted = {
+            f"../downloads/notebooks/{stem}.ipynb",
+            f"../downloads/notebooks/student/{stem}.ipynb",
+            "../downloads/BOOK.pdf",
+        }
+        assert wanted <= set(hrefs)
+        for href in wanted:
+            assert (book.out / "html" / "chapters" / href).resolve().is_file(), href
+
+
+def test_mathjax_is_served_by_the_site(book):
+    for page in (book.out / "html").rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "cdn.jsdelivr" not in html and "cdnjs" not in html, page
+        assert not re.search(r"""src=["']https?://[^"']*mathjax""", html, re.I), page
+    scripts = [s["src"] for s in book.html("chapters/model").select("script[src]")]
+    local = [s for s in scripts if "mathjax/tex-chtml.js" in s]
+    assert local and local[0].startswith("../_static/mathjax/tex-chtml.js")
+    assert (book.out / "html" / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_chunk_options_in_the_site(book):
+    page = book.html("chapters/model")
+    text = book.main_text("chapters/model")
+    outputs = " ".join(o.get_text(" ") for o in page.select("main div.cell_output"))
+    # figure: label, caption, alt text; echo: false hides its code
+    figure = page.select_one("main figure#fig-waits")
+    assert figure is not None
+    img = figure.find("img")
+    assert img["alt"] == "Dot plot of twelve waiting times, four per cafe."
+    assert (book.out / "html" / "chapters" / img["src"]).resolve().is_file()
+    assert _squash(figure.find("figcaption").get_text(" ")).strip() == (
+        "Figure 1.1 Waiting times by cafe."
+    )
+    assert "plt.subplots" not in text
+    # table: numbered caption on the table the cell displayed
+    table = page.select_one("main table#tbl-waits")
+    assert table is not None
+    assert "Table 1.1" in table.find("caption").get_text(" ")
+    # output: false / warning: false drop outputs; include: false drops all
+    assert "FIXTURE-HIDDEN-OUTPUT" in text  # the code is shown
+    assert "FIXTURE-HIDDEN-OUTPUT" not in outputs
+    assert "FIXTURE-WARNING" not in outputs
+    assert "FIXTURE_EXECUTION_LOG" not in text
+    # eval: false: shown, not run (running it would have failed the build)
+    assert "FIXTURE-NOT-EVALUATED" in text and "RuntimeError" not in outputs
+    # code-fold: the cell's input is hidden behind a toggle
+    fits = book.html("chapters/fits")
+    folded = fits.select("main div.cell.tag_hide-input")
+    assert len(folded) == 1 and "slope_squared" in folded[0].get_text()
+
+
+def test_callouts_and_unnumbered_preface(book):
+    page = book.html("chapters/model")
+    classes = [set(d["class"]) for d in page.select("main div.admonition")]
+    assert {"admonition", "note"} in classes  # title="Why varying intercepts"
+    assert {"admonition", "warning", "dropdown"} in classes  # collapse="true"
+    assert {"admonition", "important"} in classes
+    assert {"admonition", "caution", "dropdown", "toggle-shown"} in classes
+    assert "Why varying intercepts" in book.main_text("chapters/model")
+    assert "A collapsed warning" in book.main_text("chapters/model")
+    index = book.html("index")
+    assert index.select_one("main h1").get_text(strip=True).startswith("Preface")
+    assert not index.select("main h1 span.section-number")
+    assert book.html("chapters/fits").select_one("main h1 span.section-number").get_text(
+        strip=True
+    ) == "2."
+
+
+# --------------------------------------------------------------------------
+# the execution cache (these tests run in file order and change the copy)
+
+
+def test_cached_rebuild_executes_nothing(book):
+    before = book.executions()
+    result, seconds = book.build()
+    assert result.returncode == 0, _report(result)
+    assert book.executions() == before
+    book.times["cached"] = seconds
+    print(f"\nfixture book, cached rebuild (html, pdf, notebooks): {seconds:.1f} s")
+    # the notebooks of a cached build still carry the outputs
+    assert any(
+        "image/png" in o.get("data", {})
+        for c in book.notebook("model").cells if c.cell_type == "code"
+        for o in c.outputs
+    )  # fmt: skip
+
+
+def test_prose_edit_rereads_but_does_not_execute(book):
+    before = book.executions()
+    chapter = book.root / "chapters" / "model.qmd"
+    chapter.write_text(
+        chapter.read_text() + "\nA sentence added after the first build.\n"
+    )
+    result, _ = book.build(formats="html,notebooks")
+    assert result.returncode == 0, _report(result)
+    assert "A sentence added after the first build." in book.main_text("chapters/model")
+    assert book.executions() == before
+
+
+def test_hash_cell_carries_the_hash_of_the_code(book):
+    from qmd_sphinx.sphinx_reader import HASH_PREFIX, code_hash
+
+    executed = nbformat.read(
+        book.out / "jupyter_execute" / "chapters" / "model.ipynb", as_version=4
+    )
+    first = executed.cells[0]
+    assert first.source == HASH_PREFIX + code_hash([book.code])
+
+
+def test_changing_the_code_reexecutes_every_chapter(book):
+    before = book.executions()
+    module = book.code / "multilevel" / "display.py"
+    module.write_text(module.read_text() + "\n# touched by test_fixture_book\n")
+    result, seconds = book.build(formats="html,notebooks")
+    assert result.returncode == 0, _report(result)
+    assert sorted(book.executions()) == sorted(before + list(CHAPTERS))
+    print(f"\nfixture book, rebuild after a code change (html, notebooks): {seconds:.1f} s")
+
+
+def test_code_hash_changes_with_any_python_file(tmp_path):
+    from qmd_sphinx.sphinx_reader import code_hash
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    first = code_hash([tmp_path])
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_text("junk")
+    (tmp_path / "notes.txt").write_text("not code")
+    assert code_hash([tmp_path]) == first
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert code_hash([tmp_path]) != first
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    assert code_hash([tmp_path]) == first
+    (tmp_path / "pkg" / "b.py").write_text("")
+    assert code_hash([tmp_path]) != first
+
+
+def test_build_hashes_the_projects_code_by_default(monkeypatch):
+    build_book = _load_build_script()
+    monkeypatch.delenv("QMD_SPHINX_CODE", raising=False)
+    env = build_book.build_env(FIXTURE, None, {"html"})
+    assert env["QMD_SPHINX_CODE"] == str(REPO / "code")
+    assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+    monkeypatch.setenv("QMD_SPHINX_CODE", "/somewhere/else")
+    assert build_book.build_env(FIXTURE, None, {"html"})["QMD_SPHINX_CODE"] == (
+        "/somewhere/else"
+    )
+
+
+# --------------------------------------------------------------------------
+# broken copies fail with file:line
+
+
+def _lines_of(text: str, needle: str) -> int:
+    return next(k for k, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+BROKEN = [
+    # (id, text appended to chapters/fits.qmd, the line of the problem inside it,
+    #  fragment of the message)
+    ("dangling fig ref", "\nAs @fig-nope shows.\n", "As @fig-nope",
+     "cross-reference @fig-nope points to a label that no chapter"),
+    ("figure caption without alt text",
+     '\n```{python}\n#| label: fig-bad\n#| fig-cap: "No alt."\nprint(1)\n```\n',
+     "#| label: fig-bad", "fig-alt is missing"),
+    ("unsupported construct", "\n::: {.panel-tabset}\n## A\n:::\n",
+     "::: {.panel-tabset}", "tabsets"),
+    ("unknown citation", "\nAs [@nobody2024] says.\n", "As [@nobody2024]",
+     "citation key 'nobody2024' is not in the bibliography"),
+    ("figure without any label",
+     "\n```{python}\nimport matplotlib.pyplot as plt\n\nplt.plot([1, 2])\nplt.show()\n```\n",
+     "import matplotlib.pyplot as plt", "figure without alt text"),
+]
+
+
+@pytest.mark.parametrize(
+    "addition, needle, fragment", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN]
+)
+def test_broken_fixture_fails_with_file_and_line(book, tmp_path, addition, needle, fragment):
+    root = tmp_path / "book"
+    shutil.copytree(FIXTURE, root)
+    chapter = root / "chapters" / "fits.qmd"
+    text = chapter.read_text() + addition
+    chapter.write_text(text)
+    line = _lines_of(text, needle)
+    result, _ = book.build(
+        formats="html", root=root, out=tmp_path / "out", chapters=["chapters/fits.qmd"]
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode != 0, report[-3000:]
+    assert f"{chapter}:{line}:" in report, report[-3000:]
+    assert fragment in report, report[-3000:]
