@@ -183,14 +183,18 @@ def test_equations_are_numbered_in_html(book):
     assert [r.get_text(strip=True) for r in refs] == ["(1.1)"]
     assert "Equation (1.1)" in book.main_text("chapters/model")
     # and from another chapter
-    other = book.html("chapters/fits").select('main a[href$="model.html#equation-eq-model"]')
+    fits = book.html("chapters/fits")
+    other = fits.select('main a[href$="model.html#equation-eq-model"]')
     assert [r.get_text(strip=True) for r in other] == ["(1.1)"]
 
 
 def test_cross_references_are_numbered_links(book):
     fits = book.html("chapters/fits")
-    links = {a["href"].split("#")[-1]: _squash(a.get_text(" ", strip=True))
-             for a in fits.select("main a.reference.internal") if "#" in a["href"]}  # fmt: skip
+    links = {
+        a["href"].split("#")[-1]: _squash(a.get_text(" ", strip=True))
+        for a in fits.select("main a.reference.internal")
+        if "#" in a["href"]
+    }
     assert links["sec-model"] == "Section 1"
     assert links["fig-waits"] == "Figure 1.1"
     assert links["tbl-waits"] == "Table 1.1"
@@ -255,8 +259,10 @@ def test_inline_values_are_computed_in_pdf(pdf_text):
 
 
 def test_solutions_are_in_the_site_collapsed(book):
-    for name, printed in (("chapters/model", f"SOLUTION-MEAN {SOLUTION_MEAN}"),
-                          ("chapters/fits", f"SOLUTION-SLOPE {SOLUTION_SLOPE}")):  # fmt: skip
+    for name, printed in (
+        ("chapters/model", f"SOLUTION-MEAN {SOLUTION_MEAN}"),
+        ("chapters/fits", f"SOLUTION-SLOPE {SOLUTION_SLOPE}"),
+    ):
         solutions = book.html(name).select("main div.solution")
         assert len(solutions) == 1
         assert "dropdown" in solutions[0]["class"]
@@ -285,7 +291,8 @@ def test_notebooks_have_outputs_and_values_not_build_cells(book):
     nb = book.notebook("model")
     text = "\n".join(c.source for c in nb.cells)
     assert f"The average wait is {MEAN_WAIT} minutes" in text
-    assert "{glue" not in text and "_qmd_show" not in text and "qmd-sphinx: hash" not in text
+    for build_text in ("{glue", "_qmd_show", "qmd-sphinx: hash"):
+        assert build_text not in text
     figure = [c for c in nb.cells if "mystnb" in c.metadata]
     assert len(figure) == 1
     assert any("image/png" in o.get("data", {}) for o in figure[0].outputs)
@@ -300,7 +307,8 @@ def test_r_output_is_one_readable_block(book):
         "main div.cell_output pre")]  # fmt: skip
     with_r = [b for b in blocks if "R-LINE-1" in b]
     assert with_r == [R_BLOCK]
-    assert not any(b.strip() in ("(Intercept)", "wt", "37.285", "-5.344") for b in blocks)
+    pieces = ("(Intercept)", "wt", "37.285", "-5.344")
+    assert not any(b.strip() in pieces for b in blocks)
 
 
 def test_download_menu_links_exist(book):
@@ -371,9 +379,8 @@ def test_callouts_and_unnumbered_preface(book):
     index = book.html("index")
     assert index.select_one("main h1").get_text(strip=True).startswith("Preface")
     assert not index.select("main h1 span.section-number")
-    assert book.html("chapters/fits").select_one("main h1 span.section-number").get_text(
-        strip=True
-    ) == "2."
+    number = book.html("chapters/fits").select_one("main h1 span.section-number")
+    assert number.get_text(strip=True) == "2."
 
 
 # --------------------------------------------------------------------------
@@ -424,7 +431,8 @@ def test_changing_the_code_reexecutes_every_chapter(book):
     result, seconds = book.build(formats="html,notebooks")
     assert result.returncode == 0, _report(result)
     assert sorted(book.executions()) == sorted(before + list(CHAPTERS))
-    print(f"\nfixture book, rebuild after a code change (html, notebooks): {seconds:.1f} s")
+    print(f"\nfixture book, rebuild after a code change (html, notebooks): "
+          f"{seconds:.1f} s")
 
 
 def test_code_hash_changes_with_any_python_file(tmp_path):
@@ -478,7 +486,8 @@ BROKEN = [
     ("unknown citation", "\nAs [@nobody2024] says.\n", "As [@nobody2024]",
      "citation key 'nobody2024' is not in the bibliography"),
     ("figure without any label",
-     "\n```{python}\nimport matplotlib.pyplot as plt\n\nplt.plot([1, 2])\nplt.show()\n```\n",
+     "\n```{python}\nimport matplotlib.pyplot as plt\n\n"
+     "plt.plot([1, 2])\nplt.show()\n```\n",
      "import matplotlib.pyplot as plt", "figure without alt text"),
 ]
 
@@ -486,7 +495,9 @@ BROKEN = [
 @pytest.mark.parametrize(
     "addition, needle, fragment", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN]
 )
-def test_broken_fixture_fails_with_file_and_line(book, tmp_path, addition, needle, fragment):
+def test_broken_fixture_fails_with_file_and_line(
+    book, tmp_path, addition, needle, fragment
+):
     root = tmp_path / "book"
     shutil.copytree(FIXTURE, root)
     chapter = root / "chapters" / "fits.qmd"

@@ -91,7 +91,8 @@ def test_chapters_in_order_with_parts_and_appendices(tmp_path):
 
 def test_single_author_string_and_bibliography_list(tmp_path):
     quarto = BOOK.replace(
-        '  author:\n    - "Ada Tester"\n    - name: "Bo Checker"\n', '  author: "Solo"\n'
+        '  author:\n    - "Ada Tester"\n    - name: "Bo Checker"\n',
+        '  author: "Solo"\n',
     ).replace("bibliography: refs.bib", "bibliography:\n  - refs.bib\n  - more.bib")
     book = load_quarto(make_book(tmp_path, quarto, FILES + ["more.bib"]))
     assert book.authors == ("Solo",)
@@ -142,14 +143,17 @@ ERRORS = [
      "bibliography 'refs.bib' not found"),
     ("not a book", ("type: book", "type: website"), FILES, "type: must be `book`"),
     ("no title", ('  title: "A Test Book"\n', ""), FILES, "title: is required"),
-    ("no chapters", ("  chapters:\n    - index.qmd\n", "  chapterz:\n    - index.qmd\n"),
+    ("no chapters",
+     ("  chapters:\n    - index.qmd\n", "  chapterz:\n    - index.qmd\n"),
      FILES, "chapters: must be a non-empty list"),
     ("index not first", ("    - index.qmd\n    - intro.qmd\n",
                          "    - intro.qmd\n    - index.qmd\n"), FILES,
      "first chapter must be index.qmd"),
-    ("chapter listed twice", ("        - two/c.qmd\n", "        - two/c.qmd\n        - intro.qmd\n"),
+    ("chapter listed twice",
+     ("        - two/c.qmd\n", "        - two/c.qmd\n        - intro.qmd\n"),
      FILES, "'intro.qmd' is listed twice"),
-    ("same stem twice", ("        - two/c.qmd\n", "        - two/c.qmd\n        - two/a.qmd\n"),
+    ("same stem twice",
+     ("        - two/c.qmd\n", "        - two/c.qmd\n        - two/a.qmd\n"),
      FILES + ["two/a.qmd"], "have the same file name"),
     ("not a qmd chapter", ("    - intro.qmd\n", "    - intro.ipynb\n"),
      FILES + ["intro.ipynb"], "only .qmd chapters"),

@@ -238,7 +238,10 @@ def test_table_label_and_caption_become_qmd_metadata():
     (cell,) = nb_of(
         chunk('#| label: tbl-means\n#| tbl-cap: "Mean wait per cafe."', "table(d)")
     ).cells
-    assert cell.metadata["qmd"] == {"label": "tbl-means", "tbl-cap": "Mean wait per cafe."}
+    assert cell.metadata["qmd"] == {
+        "label": "tbl-means",
+        "tbl-cap": "Mean wait per cafe.",
+    }
     assert "mystnb" not in cell.metadata
 
 
@@ -375,7 +378,11 @@ def test_heading_with_section_label_gets_a_myst_target(level):
 
 @pytest.mark.parametrize(
     "heading",
-    ["# Preface {.unnumbered}", "# Preface {#sec-preface .unnumbered}", "# Preface {-}"],
+    [
+        "# Preface {.unnumbered}",
+        "# Preface {#sec-preface .unnumbered}",
+        "# Preface {-}",
+    ],
 )
 def test_unnumbered_heading_is_recorded_in_metadata(heading):
     (cell,) = nb_of(heading + "\n").cells
@@ -575,7 +582,9 @@ def test_solution_inside_exercise_as_last_block():
 
 
 def test_inline_expression_inside_a_solution_is_hidden_with_the_solution():
-    nb = nb_of("::: {#exr-a}\nDo it.\n:::\n\n::: {.solution}\nIt is `{python} 2`.\n:::\n")
+    nb = nb_of(
+        "::: {#exr-a}\nDo it.\n:::\n\n::: {.solution}\nIt is `{python} 2`.\n:::\n"
+    )
     hidden = [c for c in code_cells(nb) if c.metadata.get("qmd", {}).get("inline")]
     assert len(hidden) == 1
     assert tags(hidden[0]) == ["remove-cell", "solution"]
@@ -601,7 +610,8 @@ def test_refs_div_becomes_a_bibliography_directive():
 
 ERRORS = [
     # (id, qmd text, line of the error, fragment of the message)
-    ("unknown div", "Text.\n\n::: {.column-margin}\nx\n:::\n", 3, "unsupported ::: div"),
+    ("unknown div", "Text.\n\n::: {.column-margin}\nx\n:::\n", 3,
+     "unsupported ::: div"),
     ("unclosed div", "Text.\n\n::: {.callout-note}\nBody.\n", 3, "never closed"),
     ("closing without div", "Text.\n:::\n", 2, "closes no open div"),
     ("shortcode", "Text.\n\n{{< include other.qmd >}}\n", 3, "shortcodes"),
@@ -644,7 +654,8 @@ ERRORS = [
      "must match"),
     ("cell magic other than R", "```{python}\n%%bash\nls\n```\n", 2,
      "cell magic %%bash"),
-    ("empty chunk", "Text.\n\n```{python}\n#| echo: false\n```\n", 3, "empty code chunk"),
+    ("empty chunk", "Text.\n\n```{python}\n#| echo: false\n```\n", 3,
+     "empty code chunk"),
     ("chunk header options", "```{python echo=FALSE}\nx\n```\n", 1,
      "give options as #| lines"),
     ("unclosed chunk", "Text.\n\n```{python}\nx = 1\n", 3, "never closed"),
@@ -696,7 +707,8 @@ ERRORS = [
     ("myst role", "See {numref}`fig-a`.\n", 1, "MyST role syntax"),
     ("myst target", "(sec-a)=\n# A\n", 1, "MyST target syntax"),
     ("raw tex", "Use \\newpage here.\n", 1, "raw TeX commands"),
-    ("duplicate label", "# A {#sec-a}\n\n# B {#sec-a}\n", 3, "already defined at line 1"),
+    ("duplicate label", "# A {#sec-a}\n\n# B {#sec-a}\n", 3,
+     "already defined at line 1"),
     ("strikeout", "This is ~~gone~~.\n", 1, "strikeout"),
     ("indented div", "- item\n\n  ::: {.callout-note}\n  x\n  :::\n", 3,
      "indented ::: div"),
@@ -745,7 +757,8 @@ def test_error_is_picklable_with_its_fields():
     import pickle
 
     err = pickle.loads(pickle.dumps(QmdSyntaxError("a.qmd", 7, "bad")))
-    assert (err.path, err.line, err.message, str(err)) == ("a.qmd", 7, "bad", "a.qmd:7: bad")
+    fields = (err.path, err.line, err.message, str(err))
+    assert fields == ("a.qmd", 7, "bad", "a.qmd:7: bad")
 
 
 # --------------------------------------------------------------------------

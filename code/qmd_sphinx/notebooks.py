@@ -85,7 +85,9 @@ def student_variant(nb):
     """A copy of ``nb`` without the cells tagged ``solution``."""
     student = nbformat.from_dict(json.loads(nbformat.writes(nb)))
     student.cells = [
-        c for c in student.cells if SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])
+        c
+        for c in student.cells
+        if SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])
     ]
     return student
 
