@@ -12,6 +12,9 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
+# Debian's R lists the empty /usr/local/lib/R/site-library first and then
+# prints "library ... contains no packages" into every %%R output.
+export R_LIBS_SITE := /usr/lib/R/site-library:/usr/lib/R/library
 
 .PHONY: book test env check serve notebooks pdf html quarto lock clean
 

@@ -415,13 +415,15 @@ def test_prose_edit_rereads_but_does_not_execute(book):
 
 
 def test_hash_cell_carries_the_hash_of_the_code(book):
-    from qmd_sphinx.sphinx_reader import HASH_PREFIX, code_hash
+    from qmd_sphinx.sphinx_reader import HASH_PREFIX, INLINE_FIGURES, code_hash
 
     executed = nbformat.read(
         book.out / "jupyter_execute" / "chapters" / "model.ipynb", as_version=4
     )
     first = executed.cells[0]
-    assert first.source == HASH_PREFIX + code_hash([book.code])
+    assert first.source == (
+        f"{INLINE_FIGURES}\n{HASH_PREFIX}{code_hash([book.code])}"
+    )
 
 
 def test_changing_the_code_reexecutes_every_chapter(book):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from qmd_sphinx.sphinx_reader import is_hash_cell
+from qmd_sphinx.sphinx_reader import INLINE_FIGURES, is_hash_cell
 from qmd_sphinx.streams import merge_streams
 
 GLUE_ROLE = re.compile(
@@ -76,7 +76,10 @@ def clean_notebook(nb, glue: dict[str, str], where: str):
         elif cell.cell_type == "code":  # rpy2's many small pieces, as one text
             cell.outputs = [nbformat.from_dict(o) for o in merge_streams(cell.outputs)]
         cells.append(cell)
-    nb.cells = cells
+    # the reader's notebook must show figures too, whatever its backend
+    setup = nbformat.v4.new_code_cell(source=INLINE_FIGURES)
+    setup.metadata["tags"] = ["remove-cell"]
+    nb.cells = [setup, *cells]
     nb.metadata.pop("source_map", None)
     return nb
 

@@ -49,10 +49,16 @@ def code_hash(dirs: list[Path] | tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
+#: Quarto's jupyter engine turns on inline figures itself; a kernel under
+#: ``MPLBACKEND=Agg`` does not, and then a bare ``Figure`` (what the
+#: package's plots return) shows as ``<Figure size ...>`` text, no image.
+INLINE_FIGURES = "%matplotlib inline"
+
+
 def hash_cell(hexdigest: str) -> nbformat.NotebookNode:
-    """A hidden code cell whose source carries the code hash."""
+    """A hidden first code cell: inline figures on, and the code hash."""
     return nbformat.v4.new_code_cell(
-        source=HASH_PREFIX + hexdigest,
+        source=f"{INLINE_FIGURES}\n{HASH_PREFIX}{hexdigest}",
         metadata={"tags": ["remove-cell"], "qmd": {CODE_HASH_KEY: True}},
     )
 
