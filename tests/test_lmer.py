@@ -390,3 +390,20 @@ def test_lme4_refusal_becomes_an_input_error_with_lme4s_reason(r_session):
     )
     with pytest.raises(InputError, match="number of observations"):
         fit_lmer(data, CAFE_FORMULA, profile=False)
+
+
+@pytest.mark.needs_r
+def test_starting_r_leaves_ld_library_path_alone():
+    """rpy2 prepends R's folders to LD_LIBRARY_PATH; a Python started later
+    would then load the system's libpython. A fresh process checks it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; before = os.environ.get('LD_LIBRARY_PATH'); "
+        "from multilevel.lmer import r_available; assert r_available(); "
+        "print(os.environ.get('LD_LIBRARY_PATH') == before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True"

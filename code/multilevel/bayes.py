@@ -81,6 +81,10 @@ _POSITIVE = {"sigma", "lam", "eta"}
 
 #: The samplers fit_pymc knows.
 SAMPLERS = ("nutpie", "pymc")
+#: Thresholds under which a fit's messages warn (Vehtari et al. 2021):
+#: largest r-hat, smallest bulk ESS.
+R_HAT_MAX = 1.01
+ESS_BULK_MIN = 400
 
 
 # ---------------------------------------------------------------- validation
@@ -512,14 +516,14 @@ def fit_pymc(
             f"{diagnostics['divergences']} divergent transitions: the posterior "
             f"may be biased; try centered=False or more tuning."
         )
-    if not diagnostics["r_hat_max"] < 1.01:
+    if not diagnostics["r_hat_max"] < R_HAT_MAX:
         messages.append(
-            f"r-hat up to {diagnostics['r_hat_max']:.3f} (>= 1.01): chains "
+            f"r-hat up to {diagnostics['r_hat_max']:.3f} (>= {R_HAT_MAX}): chains "
             f"disagree; sample longer."
         )
-    if not diagnostics["ess_bulk_min"] > 400:
+    if not diagnostics["ess_bulk_min"] > ESS_BULK_MIN:
         messages.append(
-            f"bulk ESS down to {diagnostics['ess_bulk_min']:.0f} (<= 400): "
+            f"bulk ESS down to {diagnostics['ess_bulk_min']:.0f} (<= {ESS_BULK_MIN}): "
             f"too few effective draws for reliable summaries."
         )
     return Fit(

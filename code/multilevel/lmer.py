@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +78,11 @@ def _missing_part() -> str | None:
             "the Python package rpy2 is not installed; install it with "
             f"`{RPY2_INSTALL_COMMAND}` (and R with `{R_INSTALL_COMMAND}`)"
         )
+    # Starting R makes rpy2 prepend R's folders to LD_LIBRARY_PATH in
+    # os.environ; a Python started later from this process (a subprocess,
+    # a Jupyter kernel) would then load the system's libpython instead of
+    # its own. Put the variable back as it was.
+    before = os.environ.get("LD_LIBRARY_PATH")
     try:
         with _quiet_console():
             import rpy2.robjects as ro  # noqa: F401  (starts R)
@@ -85,6 +91,11 @@ def _missing_part() -> str | None:
             f"R could not be started by rpy2 ({type(exc).__name__}: {exc}); "
             f"install R and lme4 with `{R_INSTALL_COMMAND}`"
         )
+    finally:
+        if before is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = before
     with _quiet_console():
         has_lme4 = ro.r(
             'isTRUE(suppressWarnings(requireNamespace("lme4", quietly = TRUE)))'
