@@ -184,10 +184,24 @@ from bookcheck import determinism  # noqa: E402
 
 def test_numbers_mask_timings_but_not_estimates():
     text = (
-        "The slope is -1.04 (SE 0.11); nutpie took 2.3 s, 15× faster; 4 min; "
-        "1,000 draws."
+        "The slope is -1.04 (SE 0.11); nutpie took 2.3 s, 15× faster, 27 seconds "
+        "to compile, about 20 times faster; the wait is 3.56 minutes; the SDs "
+        "are 1.38 times lme4's; 1,000 draws."
     )
-    assert determinism.numbers(text) == ["-1.04", "0.11", "1,000"]
+    assert determinism.numbers(text) == ["-1.04", "0.11", "3.56", "1.38", "1,000"]
+
+
+def test_timing_rows_and_columns_of_tables_are_masked(tmp_path):
+    table = (
+        "<table><thead><tr><th></th><th>nutpie</th><th>wall-clock (s)</th></tr>"
+        "</thead><tbody>"
+        "<tr><td>seconds (compile)</td><td>27.06</td><td>31.2</td></tr>"
+        "<tr><td>r_hat_max</td><td>1.01</td><td>4.5</td></tr>"
+        "</tbody></table>"
+    )
+    root = write_site(tmp_path, {"t.html": table})
+    text = determinism.rendered_text(root / "t.html")
+    assert determinism.numbers(text) == ["1.01"]
 
 
 def test_compare_sites_reports_the_first_differing_number(tmp_path):
