@@ -206,7 +206,8 @@ def _lme4_in_r_timer() -> Callable[[pd.DataFrame], float]:
 
 
 def _mcmc_summary(idata: Any) -> dict[str, Any]:
-    """Worst r-hat, least bulk ESS and divergences over the scalar parameters."""
+    """Worst r-hat, least bulk ESS, divergences (scalar parameters) and the
+    mean number of leapfrog steps per draw."""
     import multilevel.bayes  # noqa: F401  (filters arviz's import warning)
     import arviz as az
 
@@ -215,10 +216,17 @@ def _mcmc_summary(idata: Any) -> dict[str, Any]:
         warnings.simplefilter("ignore", RuntimeWarning)
         rhat = az.rhat(post)
         ess = az.ess(post, method="bulk")
+    stats = idata.sample_stats
+    depth = "depth" if "depth" in stats else "tree_depth"  # nutpie, PyMC
     return {
         "r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
         "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "divergences": int(stats["diverging"].sum()),
+        # the cost of a draw: leapfrog steps, each one gradient evaluation
+        "leapfrog_steps_mean": (
+            float(stats["n_steps"].mean()) if "n_steps" in stats else math.nan
+        ),
+        "tree_depth_max": int(stats[depth].max()) if depth in stats else None,
     }
 
 
