@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,7 @@ def chapters(html_dir) -> list[str]:
 def visits(html_dir, chapters) -> dict[str, browser.PageReport]:
     """Every page of the site, loaded once in Chromium (screenshots of chapters)."""
     pages = [str(p.relative_to(html_dir)) for p in site.html_pages(html_dir)]
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # none left from older builds
     reports = {}
     with browser.Site(html_dir) as s:
         for rel in pages:
