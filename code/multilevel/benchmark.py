@@ -104,8 +104,9 @@ QUICK_SIZES = (10, 20)
 N_VISITS = 10
 SEED = 14
 CAP_SECONDS = 300.0
-#: PyMC's default sampler needs > 1 min at 20 cafes on this machine; by
-#: linear growth 200 cafes would need > 10 min, so it runs only up to this.
+#: PyMC's default sampler needs about a minute at 20 cafes on a shared
+#: 2-core machine; by linear growth 200 cafes would need about 10 min, over
+#: the cap, so it runs only up to this size.
 DEFAULT_SAMPLER_MAX_CAFES = 20
 MCMC = {"chains": 4, "draws": 1000, "tune": 1000}
 QUICK_MCMC = {"chains": 4, "draws": 100, "tune": 100}

@@ -1,0 +1,187 @@
+"""The benchmark CLI and the saved benchmark results.
+
+No timing is asserted on a live run (speed targets live in the benchmark and
+its appendix, not in unit tests). What is checked:
+
+* the CLI runs in ``--quick`` mode and writes the same columns as the saved
+  ``benchmarks/results.csv``, with positive seconds and valid statuses;
+* the saved results cover every engine at every size, each row either
+  measured or carrying a skip status (nothing silently dropped), with
+  provenance that says how they were obtained;
+* an invariant of the saved results: fit_reml's time grows at most about
+  linearly in the number of cafes (log-log slope < 1.3), as its algebra
+  (one q x q block per cafe) says it should.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from multilevel import benchmark
+from multilevel.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAVED = ROOT / "benchmarks"
+
+
+def _valid_status(status: str) -> bool:
+    return status in benchmark.STATUSES or status.startswith("error: ")
+
+
+@pytest.fixture(scope="module")
+def saved() -> pd.DataFrame:
+    path = SAVED / "results.csv"
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: run `python -m multilevel.benchmark --out "
+            "benchmarks` and commit the results."
+        )
+    return pd.read_csv(path)
+
+
+@pytest.fixture(scope="module")
+def provenance() -> dict:
+    return json.loads((SAVED / "provenance.json").read_text())
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+def test_loglog_slope_recovers_known_powers():
+    n = np.array([20, 200, 2000, 10000])
+    assert benchmark.loglog_slope(n, 0.003 * n) == pytest.approx(1.0)
+    assert benchmark.loglog_slope(n, 1e-6 * n**2) == pytest.approx(2.0)
+    assert benchmark.loglog_slope(n, np.full(4, 0.5)) == pytest.approx(0.0)
+
+
+def test_loglog_slope_needs_two_sizes():
+    with pytest.raises(InputError, match="two or more different sizes"):
+        benchmark.loglog_slope([20, 20], [1.0, 2.0])
+
+
+def test_repeats_rule():
+    assert benchmark._repeats_for(0.05) == 5
+    assert benchmark._repeats_for(3.0) == 3
+    assert benchmark._repeats_for(30.0) == 1
+
+
+def test_bad_sizes_refused(tmp_path):
+    with pytest.raises(InputError, match="sizes must be numbers of cafes"):
+        benchmark.run_benchmark(tmp_path, [1, 20])
+    with pytest.raises(InputError, match="cap must be a positive"):
+        benchmark.run_benchmark(tmp_path, [20], cap=0)
+
+
+# ------------------------------------------------------------------ the saved run
+
+
+def test_saved_results_cover_every_engine_and_size(saved, provenance):
+    assert tuple(saved.columns) == benchmark.COLUMNS
+    sizes = provenance["settings"]["sizes"]
+    assert sizes == sorted(benchmark.SIZES)
+    assert not provenance["settings"]["quick"]
+    grid = {(e, j) for e in benchmark.ENGINES for j in sizes}
+    rows = list(zip(saved["engine"], saved["n_cafes"], strict=True))
+    assert len(rows) == len(set(rows)), "an engine/size pair appears twice"
+    assert set(rows) == grid
+    for row in saved.itertuples():
+        assert _valid_status(row.status), row
+        assert row.n_obs == benchmark.N_VISITS * row.n_cafes
+        if row.status == "ok":
+            assert row.seconds > 0 and row.repeats >= 1
+        else:
+            assert math.isnan(row.seconds) and row.repeats == 0
+
+
+def test_saved_results_have_no_errors_and_measure_the_targets(saved):
+    """The saved run must have measured what the targets are about."""
+    assert not saved["status"].str.startswith("error").any(), saved
+    ok = saved[saved["status"] == "ok"]
+    # the fit_reml-vs-lme4 target needs both at every size
+    for engine in ("lme4", "lme4_in_R", "fit_reml"):
+        assert set(ok.loc[ok["engine"] == engine, "n_cafes"]) == set(
+            benchmark.SIZES
+        ), engine
+    # the nutpie-vs-default-sampler target needs all three at 20 cafes
+    for engine in ("nutpie_compile", "nutpie_sampling", "pymc_default"):
+        assert 20 in set(ok.loc[ok["engine"] == engine, "n_cafes"]), engine
+
+
+def test_saved_skips_follow_the_cap_rule(saved, provenance):
+    """A size is skipped only after a measured smaller size, and only when
+    linear growth from it predicts more than the cap (nothing dropped)."""
+    cap = provenance["settings"]["cap_seconds"]
+    predicted = provenance["predicted_seconds_of_skipped"]
+    group = {"nutpie_compile": "nutpie", "nutpie_sampling": "nutpie"}
+    for row in saved[saved["status"] == "skipped: over cap"].itertuples():
+        name = group.get(row.engine, row.engine)
+        key = f"{name}@{row.n_cafes}"
+        assert key in predicted, key
+        if name == "pymc_default" and row.n_cafes > provenance["settings"][
+            "default_sampler_max_cafes"
+        ]:
+            continue  # the default sampler's size cap, stated in settings
+        assert predicted[key] > cap, key
+        smaller = saved[(saved["engine"] == row.engine)
+                        & (saved["n_cafes"] < row.n_cafes)]
+        assert (smaller["status"] == "ok").any() or (
+            smaller["status"] == "skipped: over cap"
+        ).any(), key
+
+
+def test_saved_fit_reml_grows_at_most_linearly(saved, provenance):
+    part = saved[(saved["engine"] == "fit_reml") & (saved["status"] == "ok")]
+    slope = benchmark.loglog_slope(part["n_cafes"], part["seconds"])
+    assert slope < 1.3
+    # the provenance reports the same slope
+    assert provenance["fit_reml_loglog_slope"]["all_sizes"] == pytest.approx(slope)
+
+
+def test_saved_provenance_says_how(provenance):
+    for key in ("command", "date", "versions", "git_commit", "cores",
+                "loadavg_before", "loadavg_after", "settings"):
+        assert provenance[key] not in (None, "", []), key
+    assert provenance["command"].startswith("python -m multilevel.benchmark")
+    for name in ("numpy", "pymc", "nutpie", "statsmodels", "R", "lme4"):
+        assert provenance["versions"][name], name
+    assert len(provenance["loadavg_before"]) == 3
+    assert provenance["settings"]["mcmc"] == benchmark.MCMC
+
+
+# ------------------------------------------------------------------ a live run
+
+
+@pytest.mark.slow
+def test_quick_cli_run(tmp_path, saved):
+    out = tmp_path / "bench"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "multilevel.benchmark", "--out", str(out),
+         "--quick"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    live = pd.read_csv(out / "results.csv")
+    assert list(live.columns) == list(saved.columns)
+    assert set(live["engine"]) == set(benchmark.ENGINES)
+    assert set(live["n_cafes"]) == set(benchmark.QUICK_SIZES)
+    assert len(live) == len(benchmark.ENGINES) * len(benchmark.QUICK_SIZES)
+    for row in live.itertuples():
+        assert _valid_status(row.status), row
+        assert not row.status.startswith("error"), row
+        if row.status == "ok":
+            assert row.seconds > 0
+    default = live[live["engine"] == "pymc_default"]
+    assert (default["status"] == "skipped: quick mode").all()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["settings"]["quick"] is True
+    assert prov["command"].endswith("--quick")
