@@ -6,7 +6,8 @@
 #
 # System side (Debian 12 packages):
 #   R 4.2 and the R packages the book runs: lme4, arm, merTools, broom.mixed;
-#   r-base-dev, because rpy2 is compiled against R's headers;
+#   r-base-dev, because rpy2 is compiled against R's headers; libblas-dev,
+#   the BLAS PyTensor's C code links to (PYTENSOR_FLAGS in the Makefile);
 #   xelatex and latexmk for the PDF, with the fonts Sphinx's LaTeX uses;
 #   poppler-utils (pdftotext, pdffonts) for the tests that read the PDF;
 #   chromium for the browser tests of the built site.
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
-  r-base-core r-base-dev
+  r-base-core r-base-dev libblas-dev
   r-cran-lme4 r-cran-arm r-cran-mertools r-cran-broom.mixed
   latexmk texlive-xetex texlive-latex-recommended texlive-latex-extra
   texlive-fonts-recommended fonts-freefont-otf
