@@ -513,3 +513,13 @@ def test_broken_fixture_fails_with_file_and_line(
     assert result.returncode != 0, report[-3000:]
     assert f"{chapter}:{line}:" in report, report[-3000:]
     assert fragment in report, report[-3000:]
+
+
+def test_preface_is_an_unnumbered_chapter_in_the_pdf(pdf_text):
+    """Sphinx drops the root document's title in LaTeX; the bridge keeps it."""
+    lines = [line.strip() for line in pdf_text.splitlines()]
+    assert "Preface" in lines  # listed in the table of contents
+    assert "PREFACE" in lines  # the running head of its page
+    # the preface is not numbered, and chapter 1 is still the first chapter
+    assert "1 Preface" not in pdf_text and "1    Preface" not in pdf_text
+    assert re.search(r"^\s*1\s*$", pdf_text, re.M)

@@ -107,6 +107,7 @@ def setup(app):
     app.add_transform(transforms.QuartoTables)
     app.add_transform(transforms.RequireAltText)
     app.add_post_transform(transforms.ExerciseLatexLabels)
+    app.add_post_transform(transforms.LatexPreface)
 
     return {
         "version": __version__,

@@ -177,3 +177,61 @@ class ExerciseLatexLabels(SphinxPostTransform):
                 format="latex",
             )
             node.parent.insert(node.parent.index(node), raw)
+
+
+class LatexPreface(SphinxPostTransform):
+    """Keep the root document (the preface) as an unnumbered chapter in the PDF.
+
+    Sphinx's LaTeX writer drops the root document's title (it becomes the
+    book's title page) and would make each subsection of the preface a
+    chapter of its own, before chapter 1. This runs on the assembled book:
+    it writes the title as an unnumbered chapter (listed in the table of
+    contents) and the preface's subsections as unnumbered sections.
+    """
+
+    default_priority = 30
+    formats = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        from sphinx import addnodes
+
+        order = {id(n): k for k, n in enumerate(self.document.findall())}
+        first_file = next(iter(self.document.findall(addnodes.start_of_file)), None)
+        if first_file is None:
+            return  # not the assembled book
+        # the included chapters follow their start_of_file marker (siblings,
+        # not children): the preface's own sections are those before it
+        end = order[id(first_file)]
+        root = next(iter(self.document.findall(nodes.section)), None)
+        if root is None or not root.children or not isinstance(root[0], nodes.title):
+            return
+        title = _latex_escape(root[0].astext())
+        root.insert(1, nodes.raw(
+            "",
+            f"\\chapter*{{{title}}}\\addcontentsline{{toc}}{{chapter}}{{{title}}}"
+            f"\\markboth{{{title}}}{{{title}}}\n",
+            format="latex",
+        ))
+        commands = ("section*", "subsection*", "subsubsection*", "paragraph")
+        for section in list(root.findall(nodes.section)):
+            if section is root or order[id(section)] > end:
+                continue
+            depth = _depth_below(section, root)
+            if not section.children or not isinstance(section[0], nodes.title):
+                continue
+            command = commands[min(depth, len(commands)) - 1]
+            text = _latex_escape(section[0].astext())
+            section[0] = nodes.raw("", f"\\{command}{{{text}}}\n", format="latex")
+
+
+def _latex_escape(text: str) -> str:
+    return "".join("\\" + c if c in "&%$#_{}" else c for c in text)
+
+
+def _depth_below(node, ancestor) -> int:
+    depth, parent = 0, node
+    while parent is not None and parent is not ancestor:
+        if isinstance(parent, nodes.section):
+            depth += 1
+        parent = parent.parent
+    return depth
