@@ -1,0 +1,311 @@
+"""The simulation study: its summary arithmetic, seeds, refusals, the CLI,
+and the saved results in results/study checked against sampling theory."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from multilevel.data import simulate_cafes
+from multilevel.errors import InputError
+from multilevel.study import (
+    LONG_COLUMNS,
+    STATUSES,
+    SUMMARY_COLUMNS,
+    StudyConfig,
+    main,
+    replicate_seeds,
+    summarise,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAVED = ROOT / "results" / "study"
+FIXED = ["(Intercept)", "afternoon"]
+
+
+# ------------------------------------------------------------------ summary
+
+
+def _hand_table() -> pd.DataFrame:
+    """Five replicates of one parameter whose summary is known exactly."""
+    rows = [
+        # estimate, lower, upper, status
+        (1.5, 0.0, 2.0, "ok"),  # error +0.5, covers
+        (0.5, 1.1, 3.0, "singular"),  # error -0.5, misses (truth below)
+        (2.0, np.nan, np.nan, "profile_failed"),  # error +1.0, no interval
+        (1.0, -np.inf, np.inf, "diagnostics_failed"),  # error 0, covers
+        (np.nan, np.nan, np.nan, "error"),  # nothing
+    ]
+    return pd.DataFrame(
+        [
+            dict(n_cafes=5, engine="x", interval="profile", parameter="sigma",
+                 estimate=e, lower=lo, upper=hi, truth=1.0, status=s)
+            for e, lo, hi, s in rows
+        ]
+    )
+
+
+def test_summarise_on_a_table_with_known_answers():
+    s = summarise(_hand_table())
+    assert list(s.columns) == list(SUMMARY_COLUMNS)
+    assert len(s) == 1
+    r = s.iloc[0]
+    errors = np.array([0.5, -0.5, 1.0, 0.0])
+    assert r["n_replicates"] == 5
+    assert r["n_estimates"] == 4
+    assert r["bias"] == pytest.approx(0.25)
+    assert r["bias_mcse"] == pytest.approx(errors.std(ddof=1) / 2)
+    assert r["rmse"] == pytest.approx(math.sqrt(1.5 / 4))
+    assert r["n_intervals"] == 3
+    assert r["coverage"] == pytest.approx(2 / 3)
+    assert r["coverage_mcse"] == pytest.approx(math.sqrt(2 / 3 * 1 / 3 / 3))
+    for status in STATUSES:
+        assert r[f"n_{status}"] == 1
+    assert r["median_width"] == pytest.approx(2.0)
+
+
+def test_summarise_groups_and_orders_parameters():
+    a = _hand_table()
+    b = a.assign(parameter="(Intercept)", truth=0.0)
+    s = summarise(pd.concat([a, b], ignore_index=True))
+    assert list(s["parameter"]) == ["(Intercept)", "sigma"]
+    assert s["bias"].tolist() == pytest.approx([1.25, 0.25])
+
+
+def test_summarise_refuses_bad_tables():
+    t = _hand_table()
+    with pytest.raises(InputError, match="lacks columns"):
+        summarise(t.drop(columns="truth"))
+    with pytest.raises(InputError, match="unknown status"):
+        summarise(t.assign(status="fine"))
+    with pytest.raises(InputError, match="disagree on the truth"):
+        summarise(t.assign(truth=np.arange(len(t), dtype=float)))
+
+
+# -------------------------------------------------------------------- seeds
+
+
+def test_replicate_seeds_are_deterministic_and_distinct():
+    a = replicate_seeds(14, 20, 3)
+    assert a == replicate_seeds(14, 20, 3)
+    # the i-th grandchild of SeedSequence(14) through child 20, as documented
+    child = np.random.SeedSequence(14).spawn(21)[20].spawn(4)[3]
+    data_ss, sampler_ss = child.spawn(2)
+    assert a == (int(data_ss.generate_state(1)[0]),
+                 int(sampler_ss.generate_state(1)[0]))
+    seeds = {replicate_seeds(14, j, i) for j in (5, 20) for i in range(50)}
+    assert len(seeds) == 100
+    assert replicate_seeds(15, 20, 3) != a
+
+
+# ---------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(designs=((20, 0),)), "replicates must be >= 1"),
+        (dict(designs=((20, 5),), engines=("lmer", "glmm")), "unknown engine"),
+        (dict(designs=((1, 5),)), "number of cafes must be >= 2"),
+        (dict(designs=()), "no designs"),
+        (dict(designs=((20, 5), (20, 3))), "appears twice"),
+        (dict(designs=((20, 5),), chains=1), "chains must be >= 2"),
+    ],
+)
+def test_config_refuses_bad_input(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        StudyConfig(seed=1, **kwargs)
+
+
+def test_cli_refuses_bad_input(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["--replicates", "0", "--seed", "1", "--out", str(out)]) == 2
+    assert "replicates must be >= 1" in capsys.readouterr().err
+    args = ["--engines", "lmer", "stan", "--seed", "1", "--out", str(out)]
+    assert main(args) == 2
+    assert "unknown engine 'stan'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# ------------------------------------------------- the shared PyMC model
+
+
+@pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
+def test_shared_wait_model_has_the_fresh_models_density():
+    from multilevel.bayes import cafe_model
+    from multilevel.study import WAIT_DATA, shared_wait_model
+
+    first = simulate_cafes(n_cafes=5, seed=1).data
+    other = simulate_cafes(n_cafes=5, seed=2).data
+    model = shared_wait_model(first)
+    logp = model.compile_logp()
+    point = model.initial_point()
+    point = {k: v + 0.1 for k, v in point.items()}
+    fresh_first = cafe_model(first).compile_logp()(point)
+    assert logp(point) == pytest.approx(fresh_first, rel=1e-12)
+    shared = [v for v in model.rvs_to_values.values() if v.name == WAIT_DATA]
+    shared[0].set_value(other["wait"].to_numpy())
+    fresh_other = cafe_model(other).compile_logp()(point)
+    assert fresh_other != pytest.approx(fresh_first)
+    assert logp(point) == pytest.approx(fresh_other, rel=1e-12)
+
+
+# ----------------------------------------------------- the saved results
+
+
+def _saved() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    if not (SAVED / "summary.csv").exists():
+        pytest.fail(
+            "results/study is missing: run `python -m multilevel.study "
+            "--seed 14 --out results/study` (see provenance.json for the "
+            "full command)"
+        )
+    long = pd.read_csv(SAVED / "replicates.csv")
+    summary = pd.read_csv(SAVED / "summary.csv")
+    prov = json.loads((SAVED / "provenance.json").read_text())
+    return long, summary, prov
+
+
+def test_saved_results_have_the_agreed_shape():
+    long, summary, prov = _saved()
+    assert list(long.columns) == list(LONG_COLUMNS)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert set(long["status"]) <= set(STATUSES)
+    # the summary is the summary of the long table
+    again = summarise(long)
+    pd.testing.assert_frame_equal(
+        again.reset_index(drop=True), summary, check_dtype=False, rtol=1e-9
+    )
+    # provenance matches the files
+    counts = long["status"].value_counts()
+    for status, n in prov["counts"]["status"].items():
+        assert counts.get(status, 0) == n
+    assert prov["master_seed"] == 14
+    for key in ("numpy", "scipy", "pandas", "pymc", "nutpie", "rpy2", "R",
+                "lme4"):
+        assert prov["versions"][key]
+    # at least 200 replicates of every engine at 20 cafes
+    at20 = long[long["n_cafes"] == 20]
+    for engine, g in at20.groupby("engine"):
+        assert g["replicate"].nunique() >= 200, engine
+
+
+def test_saved_truth_is_the_simulation_truth():
+    long, _, prov = _saved()
+    truth = simulate_cafes(seed=1).truth
+    expected = pd.concat([truth.fixed, truth.varcorr])
+    for name, value in expected.items():
+        assert (long.loc[long["parameter"] == name, "truth"] == value).all()
+    # and the data seeds are the documented ones
+    some = long.drop_duplicates(["n_cafes", "replicate"]).head(20)
+    for row in some.itertuples():
+        seeds = replicate_seeds(prov["master_seed"], row.n_cafes, row.replicate)
+        assert (row.data_seed, row.sampler_seed) == seeds
+
+
+def test_saved_summary_agrees_with_sampling_theory():
+    """Independent references from sampling theory, within 3 Monte Carlo SEs.
+
+    Fixed effects are unbiased. In this balanced design the REML estimate of
+    a fixed effect is the mean of the J cafes' own estimates and its
+    standard error behaves like that of a mean of J numbers, so an interval
+    built with the normal quantile z covers with probability
+    P(|t_{J-1}| < z), not 0.95 (0.935 for J = 20). lme4's Wald and profile
+    intervals of the fixed effects are checked against that, and against
+    0.95 from above (they cannot over-cover by more than noise).
+    """
+    from scipy import stats
+
+    _, summary, _ = _saved()
+    assert summary["coverage"].dropna().between(0, 1).all()
+    assert np.isfinite(summary["bias"]).all()
+    assert (summary["rmse"] >= summary["bias"].abs() - 1e-12).all()
+    at20 = summary[(summary["n_cafes"] == 20) & summary["parameter"].isin(FIXED)]
+    assert len(at20) == 2 * 4  # lmer profile, lmer Wald, reml Wald, pymc HDI
+    for row in at20.itertuples():
+        assert abs(row.bias) <= 3 * row.bias_mcse, row
+    z = stats.norm.ppf(0.975)
+    expected = 2 * stats.t.cdf(z, 20 - 1) - 1
+    freq = at20[at20["engine"] == "lmer"]
+    assert len(freq) == 4
+    for row in freq.itertuples():
+        se = math.sqrt(expected * (1 - expected) / row.n_intervals)
+        assert abs(row.coverage - expected) <= 3 * se, row
+        assert row.coverage <= 0.95 + 3 * math.sqrt(0.95 * 0.05 / row.n_intervals)
+    # the residual SD is estimated from ~n observations: close to unbiased
+    sigma = summary[
+        (summary["parameter"] == "sigma") & (summary["engine"] != "pymc")
+        & (summary["n_cafes"] == 20)
+    ]
+    assert (sigma["bias"].abs() <= 0.02).all()
+    # profile intervals of sigma at 20 cafes cover 95% within noise
+    prof = sigma[sigma["interval"] == "profile"]
+    for row in prof.itertuples():
+        assert abs(row.coverage - 0.95) <= 3 * row.coverage_mcse + 1e-9, row
+
+
+# ---------------------------------------------------------- the CLI, tiny
+
+
+@pytest.mark.needs_r
+@pytest.mark.slow
+def test_cli_quick_run_reproduces_the_saved_replicates(tmp_path):
+    """The CLI's --quick study (2 replicates at 5 and 20 cafes, PyMC with
+    few draws) runs through the spawned workers and writes the saved files'
+    shape; the lme4 and REML rows of replicates 0 and 1 equal the saved
+    ones, since each replicate's seeds do not depend on the others."""
+    long_saved, _, _ = _saved()
+    out = tmp_path / "study"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "multilevel.study", "--quick", "--seed", "14",
+           "--workers", "2", "--no-progress", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    long = pd.read_csv(out / "replicates.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    prov = json.loads((out / "provenance.json").read_text())
+    assert list(long.columns) == list(long_saved.columns)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert sorted(long["n_cafes"].unique()) == [5, 20]
+    assert sorted(long["replicate"].unique()) == [0, 1]
+    assert set(long["engine"]) == {"lmer", "reml", "pymc"}
+    # 2 designs x 2 replicates x (lmer 6 + 2, reml 6, pymc 6) rows
+    assert len(long) == 2 * 2 * (8 + 6 + 6)
+    assert summary["coverage"].between(0, 1).all()
+    assert np.isfinite(summary["bias"]).all()
+    ok = long[long["status"] != "error"]
+    assert ok["estimate"].notna().all()
+    assert (long["status"] != "error").all(), long["message"].dropna().unique()
+    truth = simulate_cafes(seed=1).truth
+    expected = pd.concat([truth.fixed, truth.varcorr])
+    assert np.allclose(long["truth"], long["parameter"].map(expected))
+    pm = long[long["engine"] == "pymc"]
+    assert pm[["r_hat_max", "ess_bulk_min", "divergences"]].notna().all().all()
+    assert prov["config"]["draws"] == 100
+    assert "--quick" in prov["command"]
+    # frequentist rows equal the saved study's rows for the same replicates
+    keys = ["n_cafes", "replicate", "engine", "interval", "parameter"]
+    cols = keys + ["estimate", "lower", "upper", "data_seed", "status"]
+    mine = long.loc[long["engine"] != "pymc", cols]
+    saved = long_saved.loc[
+        long_saved["engine"].isin(["lmer", "reml"])
+        & long_saved["replicate"].isin([0, 1])
+        & long_saved["n_cafes"].isin([5, 20]),
+        cols,
+    ]
+    both = mine.merge(saved, on=keys, suffixes=("", "_saved"))
+    assert len(both) == len(mine) == len(saved)
+    assert (both["data_seed"] == both["data_seed_saved"]).all()
+    assert (both["status"] == both["status_saved"]).all()
+    for col in ("estimate", "lower", "upper"):
+        assert np.allclose(both[col], both[f"{col}_saved"], rtol=1e-6,
+                           equal_nan=True), col
