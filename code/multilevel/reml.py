@@ -972,10 +972,16 @@ def profile_varcorr(
                 x_new = x_hat[k] + side * h
                 zv = zeta(x_new)
                 if side * zv >= z:
-                    root = optimize.brentq(
-                        lambda xk: zeta(xk) - target, min(x_prev, x_new),
-                        max(x_prev, x_new), xtol=1e-8, rtol=1e-10,
-                    )
+                    try:
+                        root = optimize.brentq(
+                            lambda xk: zeta(xk) - target, min(x_prev, x_new),
+                            max(x_prev, x_new), xtol=1e-8, rtol=1e-10,
+                        )
+                    except ValueError as err:  # zeta not monotonic here
+                        raise _ProfileFailed(
+                            f"the profile of {kind} parameter {k + 1} is not "
+                            f"monotonic, so its interval is not defined ({err})"
+                        ) from err
                     out[k] = _from_free(np.array([root]), [kind])[0]
                     found = True
                     break
