@@ -103,6 +103,7 @@ def setup(app):
     app.connect("source-read", _source_read)
     app.connect("missing-reference", _missing_reference, priority=900)
     app.connect("env-get-updated", transforms.continue_chapter_numbers, priority=900)
+    app.connect("env-get-updated", transforms.number_latex_appendices, priority=950)
     app.connect("html-page-context", html.download_menu, priority=520)
     app.add_transform(transforms.QuartoTables)
     app.add_transform(transforms.RequireAltText)

@@ -235,3 +235,33 @@ def _depth_below(node, ancestor) -> int:
             depth += 1
         parent = parent.parent
     return depth
+
+
+def number_latex_appendices(app, env) -> list[str]:
+    """Give the appendices' figures, tables and exercises numbers in LaTeX.
+
+    The PDF takes its appendices from ``latex_appendices``, outside the
+    numbered toctree, so Sphinx assigns their figures no numbers and every
+    ``{numref}`` to one fails ("Any number is not assigned"). LaTeX numbers
+    them itself (A.1, ...) and the reference prints LaTeX's ``\\ref``, so
+    any number will do here; we count per appendix and kind.
+    """
+    if app.builder.format != "latex":
+        return []
+    domain = env.get_domain("std")
+    for k, docname in enumerate(app.config.latex_appendices, start=1):
+        if env.toc_fignumbers.get(docname) or docname not in env.all_docs:
+            continue
+        counts: dict[str, int] = {}
+        numbers: dict[str, dict[str, tuple[int, int]]] = {}
+        for node in env.get_doctree(docname).findall(nodes.Element):
+            if not node.get("ids") or not domain.is_enumerable_node(node):
+                continue
+            figtype = domain.get_enumerable_node_type(node)
+            if figtype is None:
+                continue
+            counts[figtype] = counts.get(figtype, 0) + 1
+            for node_id in node["ids"]:
+                numbers.setdefault(figtype, {})[node_id] = (k, counts[figtype])
+        env.toc_fignumbers[docname] = numbers
+    return []
