@@ -91,6 +91,7 @@ def setup(app):
     app.add_config_value("qmd_chapters", [], "env", list)
     app.add_config_value("qmd_docnames", [], "env", list)
     app.add_config_value("qmd_parts", [], "env", list)
+    app.add_config_value("qmd_part_titles", [], "env", list)
     app.add_config_value("qmd_toctree", "", "env", str)
     app.add_config_value("qmd_toctree_latex", "", "env", str)
     # A change in the project's code re-reads every chapter; the hash cell then

@@ -61,6 +61,7 @@ def configure(ns: dict[str, Any]) -> None:
         qmd_chapters=[c.path for c in book.chapters] if chapters else [],
         qmd_docnames=[c.docname for c in book.chapters],
         qmd_parts=[[c.docname for c in cs] for _, cs in book.parts()],
+        qmd_part_titles=[title or "" for title, _ in book.parts()],
         qmd_toctree=toctree_markdown(book),
         qmd_toctree_latex=toctree_markdown(book, appendices=False),
         qmd_code_hash=code_hash([d for d in code_dirs if d.is_dir()]),

@@ -180,13 +180,17 @@ class ExerciseLatexLabels(SphinxPostTransform):
 
 
 class LatexPreface(SphinxPostTransform):
-    """Keep the root document (the preface) as an unnumbered chapter in the PDF.
+    """The preface and the parts of the book, as a PDF reader expects them.
 
     Sphinx's LaTeX writer drops the root document's title (it becomes the
     book's title page) and would make each subsection of the preface a
-    chapter of its own, before chapter 1. This runs on the assembled book:
-    it writes the title as an unnumbered chapter (listed in the table of
-    contents) and the preface's subsections as unnumbered sections.
+    chapter of its own. It also inlines the chapters where the toctrees
+    stand, which is inside the preface's last subsection, so they would come
+    out one level too low (sections 0.1, 0.2, ...), and toctree captions
+    (the parts) are lost. This runs on the assembled book: it writes the
+    preface as an unnumbered chapter (in the table of contents) with
+    unnumbered sections, lifts the chapters to the top level, and puts a
+    ``\\part`` before the first chapter of each titled part.
     """
 
     default_priority = 30
@@ -205,6 +209,19 @@ class LatexPreface(SphinxPostTransform):
         root = next(iter(self.document.findall(nodes.section)), None)
         if root is None or not root.children or not isinstance(root[0], nodes.title):
             return
+        # lift the inlined chapters out of the preface's last subsection
+        # (the toctrees' wrappers, from the first one on, are the last
+        # children of the section that holds them)
+        start = first_file
+        while not isinstance(start.parent, nodes.section):
+            start = start.parent
+        holder = start.parent
+        if holder is not root:
+            moved = holder.children[holder.index(start):]
+            for node in moved:
+                holder.remove(node)
+            root.extend(moved)
+        self._parts()
         title = _latex_escape(root[0].astext())
         root.insert(1, nodes.raw(
             "",
@@ -222,6 +239,24 @@ class LatexPreface(SphinxPostTransform):
             command = commands[min(depth, len(commands)) - 1]
             text = _latex_escape(section[0].astext())
             section[0] = nodes.raw("", f"\\{command}{{{text}}}\n", format="latex")
+
+
+    def _parts(self) -> None:
+        from sphinx import addnodes
+
+        config = self.env.config
+        firsts = {
+            docnames[0]: title
+            for docnames, title in zip(config.qmd_parts, config.qmd_part_titles)
+            if docnames and title
+        }
+        for marker in list(self.document.findall(addnodes.start_of_file)):
+            title = firsts.get(marker.get("docname"))
+            if title:
+                raw = nodes.raw(
+                    "", f"\\part{{{_latex_escape(title)}}}\n", format="latex"
+                )
+                marker.parent.insert(marker.parent.index(marker), raw)
 
 
 def _latex_escape(text: str) -> str:
