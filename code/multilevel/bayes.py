@@ -246,7 +246,7 @@ def cafe_model(
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_sampling() -> Iterator[None]:
     """Hush chatter that is not about our results while compiling/sampling.
 
     PyTensor warns that it found no BLAS for its C backend (nutpie compiles
@@ -464,7 +464,7 @@ def fit_pymc(
         raise InputError(f"level must be in (0, 1), got {level!r}; e.g. 0.95.")
     model = cafe_model(data, priors=priors, centered=centered)
     seed = int(seed)
-    with _quiet():
+    with quiet_sampling():
         if sampler == "nutpie":
             key = _model_key(data, resolve_priors(priors), centered)
             idata, seconds = _sample_nutpie(

@@ -43,10 +43,8 @@ settings, per-row details such as MCMC diagnostics, and log-log slopes).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
-import logging
 import math
 import os
 import platform
@@ -55,7 +53,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from multilevel.bayes import quiet_sampling
 from multilevel.errors import InputError
 
 __all__ = [
@@ -231,27 +230,6 @@ def _mcmc_summary(idata: Any) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _quiet_pymc() -> Iterator[None]:
-    """Silence PyTensor's 'no BLAS' note and PyMC's sampler log lines.
-
-    nutpie compiles with numba and the cafe model's 2 x 2 algebra does not
-    need BLAS; convergence is checked separately (:func:`_mcmc_summary`).
-    """
-    pm_log = logging.getLogger("pymc")
-    old = pm_log.level
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="PyTensor could not link to a BLAS",
-            category=UserWarning,
-        )
-        pm_log.setLevel(logging.WARNING)
-        try:
-            yield
-        finally:
-            pm_log.setLevel(old)
-
-
 # --------------------------------------------------------------------------
 # the run
 
@@ -375,7 +353,7 @@ def run_benchmark(
 
     def nutpie_run(d: pd.DataFrame) -> dict[str, float]:
         model = cafe_model(d)
-        with _quiet_pymc():
+        with quiet_sampling():
             t0 = time.perf_counter()
             compiled = nutpie.compile_pymc_model(model)
             t1 = time.perf_counter()
@@ -389,7 +367,7 @@ def run_benchmark(
 
     def pymc_run(d: pd.DataFrame) -> dict[str, float]:
         model = cafe_model(d)
-        with _quiet_pymc(), model:
+        with quiet_sampling(), model:
             t0 = time.perf_counter()
             idata = pm.sample(
                 random_seed=seed, progressbar=False,

@@ -461,23 +461,6 @@ def plot_varying(fit_a, fit_b, kind: str = "ranef", intervals: bool = True,
 # --------------------------------------------------------------- shrinkage
 
 
-def _wide(obj, what: str) -> pd.DataFrame:
-    """Per-group coefficients as a wide table: index group, columns terms."""
-    if isinstance(obj, Fit):
-        obj = obj.coef
-    if not isinstance(obj, pd.DataFrame):
-        raise InputError(
-            f"{what} must be a Fit or a DataFrame, got {type(obj).__name__}."
-        )
-    if {"group", "term", "estimate"} <= set(obj.columns):
-        wide = obj.pivot(index="group", columns="term", values="estimate")
-    else:
-        wide = obj
-    wide = wide.copy()
-    wide.index = wide.index.astype(str)
-    return wide
-
-
 def plot_shrinkage(no_pooling, partial, population,
                    terms: Sequence[str] = ("(Intercept)", "afternoon")) -> Figure:
     """Arrows from each group's no-pooling to its partial-pooling estimate.
@@ -492,20 +475,9 @@ def plot_shrinkage(no_pooling, partial, population,
     if len(terms) != 2:
         raise InputError(f"plot_shrinkage draws two terms, got {list(terms)}.")
     t0, t1 = terms
-    np_wide = _wide(no_pooling, "no_pooling")
-    pp_wide = _wide(partial, "partial")
-    for name, wide in (("no_pooling", np_wide), ("partial", pp_wide)):
-        missing = [t for t in terms if t not in wide.columns]
-        if missing:
-            raise InputError(
-                f"{name} lacks term(s) {missing}; it has {list(wide.columns)}."
-            )
-    if set(np_wide.index) != set(pp_wide.index):
-        raise InputError(
-            "no_pooling and partial describe different groups "
-            f"({sorted(set(np_wide.index) ^ set(pp_wide.index))[:5]}...); pass "
-            "estimates for the same groups."
-        )
+    from multilevel.pooling import paired_coefficients
+
+    np_wide, pp_wide = paired_coefficients(no_pooling, partial, list(terms))
     if isinstance(population, Fit):
         mean = population.fixed["estimate"]
     elif isinstance(population, pd.Series):

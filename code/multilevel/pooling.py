@@ -36,6 +36,7 @@ from multilevel.fit import Fit
 
 __all__ = [
     "coef_wide",
+    "paired_coefficients",
     "complete_pooling",
     "group_counts",
     "partial_pooling_intercepts",
@@ -75,6 +76,26 @@ def coef_wide(obj, what: str = "coefficients") -> pd.DataFrame:
     wide.index = pd.Index([str(g) for g in wide.index], name="group")
     wide.columns.name = "term"
     return wide
+
+
+def paired_coefficients(no_pooling, partial, terms) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both estimates as wide tables (:func:`coef_wide`), checked to hold
+    ``terms`` and the same groups, so they can be set against each other."""
+    own = coef_wide(no_pooling, "no_pooling")
+    pp = coef_wide(partial, "partial")
+    for name, wide in (("no_pooling", own), ("partial", pp)):
+        missing = [t for t in terms if t not in wide.columns]
+        if missing:
+            raise InputError(
+                f"{name} lacks term(s) {missing}; it has {list(wide.columns)}."
+            )
+    if set(own.index) != set(pp.index):
+        raise InputError(
+            "no_pooling and partial describe different groups "
+            f"({sorted(set(own.index) ^ set(pp.index))[:5]}...); pass "
+            "estimates for the same groups."
+        )
+    return own, pp
 
 
 def _design(data, formula):
@@ -209,19 +230,7 @@ def shrinkage(
     some term is undefined gets NaN.
     """
     terms = list(terms)
-    own = coef_wide(no_pooling, "no_pooling")
-    pp = coef_wide(partial, "partial")
-    for name, wide in (("no_pooling", own), ("partial", pp)):
-        missing = [t for t in terms if t not in wide.columns]
-        if missing:
-            raise InputError(
-                f"{name} lacks term(s) {missing}; it has {list(wide.columns)}."
-            )
-    if set(own.index) != set(pp.index):
-        raise InputError(
-            "no_pooling and partial describe different groups; pass "
-            "estimates for the same groups."
-        )
+    own, pp = paired_coefficients(no_pooling, partial, terms)
     move = pp.loc[own.index, terms] - own[terms]
     move["distance"] = np.sqrt((move[terms] ** 2).sum(axis=1, skipna=False))
     move.columns.name = None

@@ -237,9 +237,9 @@ def _compile_shared(data: pd.DataFrame, centered: bool) -> Any:
     """
     import nutpie
 
-    from multilevel.bayes import _quiet
+    from multilevel.bayes import quiet_sampling
 
-    with _quiet():
+    with quiet_sampling():
         return nutpie.compile_pymc_model(shared_wait_model(data, centered))
 
 
