@@ -7,9 +7,17 @@ where R, rpy2 or lme4 is missing, with the reason and the install command.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests on a fixed set of examples, so a pass or a failure
+# repeats; local runs (the default profile) keep exploring new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: The seed the book's chapters use (``SEED = 14`` in book/*.qmd).
 CAFE_SEED = 14

@@ -209,3 +209,10 @@ def test_check_data_refuses_fewer_rows_than_fixed_effects():
 def test_check_data_refuses_non_frames():
     with pytest.raises(InputError, match="pandas DataFrame"):
         check_data({"y": [1.0]}, "y ~ (1 | g)")
+
+
+@pytest.mark.parametrize("text", ["y ~ x + 0<|", "y ~ x + 1<|", "y ~ x < |"])
+def test_a_bar_outside_a_random_term_is_refused(text):
+    """formulae reads 'y ~ x + 0<|' as 'y ~ x' (found by hypothesis)."""
+    with pytest.raises(InputError, match="no random part"):
+        parse_formula(text)

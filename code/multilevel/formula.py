@@ -229,6 +229,12 @@ def _parse_text(formula: object) -> MixedFormula:
             )
         if names[0] not in factors:
             factors.append(names[0])
+    if not factors:  # a '|' the parser did not read as a random term
+        raise _refuse(
+            text,
+            "has a '|' but no random part '( ... | group)' that could be read.",
+            "Write the random part in parentheses, e.g. '(1 + afternoon | cafe)'.",
+        )
     if len(factors) > 1:
         raise _refuse(
             text,
