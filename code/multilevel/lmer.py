@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
-from multilevel.fit import Fit, varcorr_names
+from multilevel.fit import Fit, check_fit_arguments, varcorr_names
 
 __all__ = [
     "COEF_STD_ERROR_NOTE",
@@ -300,16 +300,7 @@ def fit_lmer(
     ``fit.interval`` is ``"Wald"``. See the module docstring for how each
     table is computed, in particular the ``coef`` standard errors.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(
-            f"data must be a pandas DataFrame, got {type(data).__name__}."
-        )
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
-        0 < level < 1
-    ):
-        raise InputError(f"level must be a number in (0, 1), got {level!r}.")
-    if not isinstance(reml, bool):
-        raise InputError(f"reml must be True or False, got {reml!r}.")
+    check_fit_arguments(data, reml=reml, level=level)
     if not isinstance(profile, bool):
         raise InputError(f"profile must be True or False, got {profile!r}.")
     parsed = _parse(data, formula)

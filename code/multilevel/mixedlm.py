@@ -49,8 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from multilevel.errors import InputError
-from multilevel.fit import Fit, varcorr_names
+from multilevel.fit import Fit, check_fit_arguments, varcorr_names
 from multilevel.lmer import COEF_STD_ERROR_NOTE, joint_coef_covariance
 
 __all__ = ["fit_statsmodels"]
@@ -87,16 +86,7 @@ def fit_statsmodels(
 
     from multilevel.design import design_matrices
 
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(
-            f"data must be a pandas DataFrame, got {type(data).__name__}."
-        )
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
-        0 < level < 1
-    ):
-        raise InputError(f"level must be a number in (0, 1), got {level!r}.")
-    if not isinstance(reml, bool):
-        raise InputError(f"reml must be True or False, got {reml!r}.")
+    check_fit_arguments(data, reml=reml, level=level)
     design = design_matrices(data, formula, sparse=True)
     parsed = design.formula
     rand_terms = list(parsed.random_terms)
