@@ -12,9 +12,6 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
-# Debian's R lists the empty /usr/local/lib/R/site-library first and then
-# prints "library ... contains no packages" into every %%R output.
-export R_LIBS_SITE := /usr/lib/R/site-library:/usr/lib/R/library
 # PyTensor's C code links to Debian's BLAS (libblas-dev, pulled in by
 # r-base-dev); without it PyTensor warns on stderr on a fresh compile cache.
 export PYTENSOR_FLAGS := blas__ldflags=-lblas
