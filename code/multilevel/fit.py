@@ -146,3 +146,22 @@ def check_fit_arguments(data: Any, *, reml: Any, level: Any) -> None:
         raise InputError(f"level must be a number in (0, 1), got {level!r}.")
     if not isinstance(reml, bool):
         raise InputError(f"reml must be True or False, got {reml!r}.")
+
+
+def wald_group_table(groups, terms, estimate, std_error, z: float) -> pd.DataFrame:
+    """A ``ranef``/``coef`` table from (groups x terms) arrays of estimates and
+    standard errors, with intervals estimate -/+ z * std_error."""
+    import numpy as np
+
+    estimate = np.asarray(estimate, dtype=float)
+    std_error = np.asarray(std_error, dtype=float)
+    return pd.DataFrame(
+        {
+            "group": np.repeat(np.array(list(groups), dtype=object), len(terms)),
+            "term": np.tile(np.array(list(terms), dtype=object), len(groups)),
+            "estimate": estimate.ravel(),
+            "std_error": std_error.ravel(),
+            "lower": (estimate - z * std_error).ravel(),
+            "upper": (estimate + z * std_error).ravel(),
+        }
+    )

@@ -49,7 +49,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from multilevel.fit import Fit, check_fit_arguments, varcorr_names
+from multilevel.fit import (
+    Fit,
+    check_fit_arguments,
+    varcorr_names,
+    wald_group_table,
+)
 from multilevel.lmer import COEF_STD_ERROR_NOTE, joint_coef_covariance
 
 __all__ = ["fit_statsmodels"]
@@ -145,7 +150,7 @@ def fit_statsmodels(
     modes = np.stack([np.asarray(re_means[j], dtype=float) for j in range(len(groups))])
     post = np.stack([np.asarray(re_covs[j], dtype=float) for j in range(len(groups))])
     post_sd = np.sqrt(np.einsum("gii->gi", post))
-    ranef = _long(groups, rand_terms, modes, post_sd, z)
+    ranef = wald_group_table(groups, rand_terms, modes, post_sd, z)
 
     T = _relative_factor(cov_re, scale)
     V_beta, V_b, C_beta_b = joint_coef_covariance(
@@ -162,7 +167,8 @@ def fit_statsmodels(
         + cross
         + np.transpose(cross, (0, 2, 1))
     )
-    coef = _long(groups, terms, coef_est, np.sqrt(np.einsum("gii->gi", cov)), z)
+    coef_se = np.sqrt(np.einsum("gii->gi", cov))
+    coef = wald_group_table(groups, terms, coef_est, coef_se, z)
 
     singular = bool(np.any(np.abs(np.diag(T)) < SINGULAR_TOL))
     if singular:
@@ -198,18 +204,3 @@ def fit_statsmodels(
         raw=result,
     )
 
-
-def _long(
-    groups: list[str], terms: list[str], est: np.ndarray, se: np.ndarray, z: float
-) -> pd.DataFrame:
-    n_g, n_t = len(groups), len(terms)
-    return pd.DataFrame(
-        {
-            "group": np.repeat(np.asarray(groups, dtype=object), n_t),
-            "term": np.tile(np.asarray(terms, dtype=object), n_g),
-            "estimate": est.ravel(),
-            "std_error": se.ravel(),
-            "lower": (est - z * se).ravel(),
-            "upper": (est + z * se).ravel(),
-        }
-    )

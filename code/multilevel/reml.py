@@ -54,7 +54,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from multilevel.errors import InputError
-from multilevel.fit import Fit, cor_name, sd_name, varcorr_names
+from multilevel.fit import Fit, cor_name, sd_name, varcorr_names, wald_group_table
 
 __all__ = [
     "SufficientStats",
@@ -740,7 +740,7 @@ def fit_reml(
         "ik,jlk,jlm,nm->jin", sol.T, Linv, Linv, sol.T
     )
     b_sd = np.sqrt(np.clip(np.diagonal(cond_cov, axis1=1, axis2=2), 0, None))
-    ranef = _long_table(model.levels, model.random_names, b, b_sd, z)
+    ranef = wald_group_table(model.levels, model.random_names, b, b_sd, z)
 
     # group coefficients beta + b_j: the variance adds Var(beta) and the
     # conditional variance of b_j and their covariance from the joint PLS
@@ -771,20 +771,6 @@ def fit_reml(
         raw=sol,
     )
     return fit
-
-
-def _long_table(levels, terms, est, sd, z) -> pd.DataFrame:
-    J, q = est.shape
-    return pd.DataFrame(
-        {
-            "group": np.repeat(np.array(levels, dtype=object), q),
-            "term": np.tile(np.array(terms, dtype=object), J),
-            "estimate": est.ravel(),
-            "std_error": sd.ravel(),
-            "lower": (est - z * sd).ravel(),
-            "upper": (est + z * sd).ravel(),
-        }
-    )
 
 
 def _coef_table(model: _Model, sol: PLSSolution, sigma, cov_beta, cond_cov, z):
@@ -820,7 +806,7 @@ def _coef_table(model: _Model, sol: PLSSolution, sigma, cov_beta, cond_cov, z):
     )
     sd = np.sqrt(np.clip(var, 0, None))
     del J
-    return _long_table(model.levels, terms, est, sd, z)
+    return wald_group_table(model.levels, terms, est, sd, z)
 
 
 # --------------------------------------------------------------------------
