@@ -15,6 +15,9 @@ export MPLBACKEND := Agg
 # PyTensor's C code links to Debian's BLAS (libblas-dev, pulled in by
 # r-base-dev); without it PyTensor warns on stderr on a fresh compile cache.
 export PYTENSOR_FLAGS := blas__ldflags=-lblas
+# R starts with the book's profile: it drops empty library folders from R's
+# library path, which R otherwise warns about in %%R outputs.
+export R_PROFILE_USER := $(CURDIR)/code/multilevel/Rprofile
 
 .PHONY: book test env check serve notebooks pdf html quarto lock clean
 
