@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import numbers
 import time
 import warnings
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from multilevel import validate
 from multilevel.errors import InputError
 from multilevel.fit import Fit, varcorr_names
 
@@ -92,31 +92,20 @@ ESS_BULK_MIN = 400
 
 def _check_data(data: Any) -> pd.DataFrame:
     """Refuse data the cafe model cannot use, with a message that says why."""
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(
-            f"data must be a pandas DataFrame with columns cafe, afternoon and "
-            f"wait, got {type(data).__name__}; pass e.g. "
-            f"simulate_cafes(seed=1).data."
-        )
+    validate.dataframe(
+        data,
+        hint="with columns cafe, afternoon and wait; pass e.g. "
+        "simulate_cafes(seed=1).data",
+    )
     check_data(data, CAFE_FORMULA)
     return data
 
 
-def _check_number(where: str, value: Any, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(
-            f"prior {where} must be a real number, got {value!r} "
-            f"({type(value).__name__})."
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise InputError(f"prior {where} must be finite, got {value!r}.")
-    if positive and value <= 0:
-        raise InputError(
-            f"prior {where} is a scale, rate or shape and must be > 0, got "
-            f"{value!r}; pass a positive number."
-        )
-    return value
+def _prior_number(where: str, value: Any, positive: bool) -> float:
+    return validate.real_number(
+        f"prior {where}", value, positive=positive,
+        what="a scale, rate or shape",
+    )
 
 
 def resolve_priors(
@@ -164,11 +153,11 @@ def resolve_priors(
                         f"({len(EFFECTS)}), got {value!r}."
                     )
                 value = [
-                    _check_number(f"sigma_cafe {key}[{k}]", r, positive)
+                    _prior_number(f"sigma_cafe {key}[{k}]", r, positive)
                     for k, r in enumerate(rates)
                 ]
             else:
-                value = _check_number(f"{name} {key}", value, positive)
+                value = _prior_number(f"{name} {key}", value, positive)
             resolved[name][key] = value
     return resolved
 
@@ -196,8 +185,7 @@ def cafe_model(
     visits per cafe.
     """
     data = _check_data(data)
-    if not isinstance(centered, (bool, np.bool_)):
-        raise InputError(f"centered must be True or False, got {centered!r}.")
+    validate.flag("centered", centered)
     p = resolve_priors(priors)
     # group labels as strings in R's factor order (as lme4 and design.py)
     labels, cafe_idx = group_levels(data[GROUP])
@@ -267,14 +255,6 @@ def quiet_sampling() -> Iterator[None]:
             yield
         finally:
             pm_log.setLevel(old)
-
-
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{name} must be a whole number, got {value!r}.")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 #: nutpie's compiled models, keyed by (data, priors, centred): compiling
@@ -442,28 +422,15 @@ def fit_pymc(
     ess_bulk_min, ess_tail_min, divergences, seconds (compile, sampling,
     total), seed, draws, tune, chains; ``raw`` the InferenceData.
     """
-    if sampler not in SAMPLERS:
-        raise InputError(
-            f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(
-            f"seed must be a non-negative whole number, got {seed!r}; pass e.g. "
-            f"seed=2024 so the draws can be reproduced."
-        )
-    draws = _check_count("draws", draws, 1)
-    tune = _check_count("tune", tune, 0)
-    chains = _check_count("chains", chains, 1)
-    if chains < 2:
-        raise InputError(
-            "chains must be >= 2: r-hat compares chains; pass chains=4."
-        )
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (
-        0 < level < 1
-    ):
-        raise InputError(f"level must be in (0, 1), got {level!r}; e.g. 0.95.")
+    validate.choice("sampler", sampler, SAMPLERS)
+    seed = validate.seed(seed, why="so the draws can be reproduced")
+    draws = validate.whole_number("draws", draws, 1)
+    tune = validate.whole_number("tune", tune, 0)
+    chains = validate.whole_number(
+        "chains", chains, 2, fix="r-hat compares chains; pass chains=4."
+    )
+    level = validate.interval_level(level)
     model = cafe_model(data, priors=priors, centered=centered)
-    seed = int(seed)
     with quiet_sampling():
         if sampler == "nutpie":
             key = _model_key(data, resolve_priors(priors), centered)

@@ -128,26 +128,6 @@ def check_fit_tables(fit: Fit) -> None:
         )
 
 
-def check_fit_arguments(data: Any, *, reml: Any, level: Any) -> None:
-    """Refuse the arguments every likelihood fitter shares when they are wrong.
-
-    ``data`` must be a DataFrame, ``reml`` a bool and ``level`` a number in
-    (0, 1); raises :class:`multilevel.errors.InputError` saying which.
-    """
-    from multilevel.errors import InputError
-
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(
-            f"data must be a pandas DataFrame, got {type(data).__name__}."
-        )
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
-        0 < level < 1
-    ):
-        raise InputError(f"level must be a number in (0, 1), got {level!r}.")
-    if not isinstance(reml, bool):
-        raise InputError(f"reml must be True or False, got {reml!r}.")
-
-
 def wald_group_table(groups, terms, estimate, std_error, z: float) -> pd.DataFrame:
     """A ``ranef``/``coef`` table from (groups x terms) arrays of estimates and
     standard errors, with intervals estimate -/+ z * std_error."""

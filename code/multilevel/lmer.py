@@ -43,7 +43,8 @@ import pandas as pd
 from scipy import stats
 
 from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
-from multilevel.fit import Fit, check_fit_arguments, varcorr_names
+from multilevel import validate
+from multilevel.fit import Fit, varcorr_names
 
 __all__ = [
     "COEF_STD_ERROR_NOTE",
@@ -300,9 +301,8 @@ def fit_lmer(
     ``fit.interval`` is ``"Wald"``. See the module docstring for how each
     table is computed, in particular the ``coef`` standard errors.
     """
-    check_fit_arguments(data, reml=reml, level=level)
-    if not isinstance(profile, bool):
-        raise InputError(f"profile must be True or False, got {profile!r}.")
+    validate.fit_arguments(data, reml=reml, level=level)
+    validate.flag("profile", profile)
     parsed = _parse(data, formula)
     require_r()
     import rpy2.robjects as ro
@@ -542,8 +542,7 @@ def display_lmer(fit: Fit | Any, digits: int = 2) -> str:
             f"display_lmer needs a lme4 Fit, got one from {fit.engine!r}; "
             "fit with multilevel.lmer.fit_lmer first."
         )
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-        raise InputError(f"digits must be a non-negative int, got {digits!r}.")
+    digits = validate.whole_number("digits", digits, 0)
     with _quiet_console():
         lines = _r_function(_R_DISPLAY)(model, digits)
     return "\n".join(str(s) for s in lines)

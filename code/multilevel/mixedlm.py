@@ -49,12 +49,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from multilevel.fit import (
-    Fit,
-    check_fit_arguments,
-    varcorr_names,
-    wald_group_table,
-)
+from multilevel import validate
+from multilevel.fit import Fit, varcorr_names, wald_group_table
 from multilevel.lmer import COEF_STD_ERROR_NOTE, joint_coef_covariance
 
 __all__ = ["fit_statsmodels"]
@@ -91,7 +87,7 @@ def fit_statsmodels(
 
     from multilevel.design import design_matrices
 
-    check_fit_arguments(data, reml=reml, level=level)
+    validate.fit_arguments(data, reml=reml, level=level)
     design = design_matrices(data, formula, sparse=True)
     parsed = design.formula
     rand_terms = list(parsed.random_terms)

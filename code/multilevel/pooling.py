@@ -24,13 +24,13 @@ and PyMC part ways when there are few groups.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from multilevel import validate
 from multilevel.errors import InputError
 from multilevel.fit import Fit
 
@@ -240,18 +240,6 @@ def shrinkage(
 # ------------------------------------ partial pooling in closed form
 
 
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(
-            f"{name} is a standard deviation and must be > 0 and finite, got "
-            f"{value!r}."
-        )
-    return value
-
-
 def pooling_weight(n, sigma_a: float, sigma: float) -> np.ndarray:
     """The weight on a group's own mean after ``n`` observations.
 
@@ -259,8 +247,12 @@ def pooling_weight(n, sigma_a: float, sigma: float) -> np.ndarray:
     the group's mean (n / sigma^2) as a share of it plus the population's
     precision (1 / sigma_a^2).
     """
-    sigma_a = _check_positive("sigma_a", sigma_a)
-    sigma = _check_positive("sigma", sigma)
+    sigma_a = validate.real_number(
+        "sigma_a", sigma_a, positive=True, what="a standard deviation"
+    )
+    sigma = validate.real_number(
+        "sigma", sigma, positive=True, what="a standard deviation"
+    )
     n = np.asarray(n, dtype=float)
     if np.any(~np.isfinite(n)) or np.any(n < 1):
         raise InputError(f"n must hold counts >= 1, got {n!r}.")
@@ -293,10 +285,7 @@ def partial_pooling_intercepts(
             f"partial_pooling_intercepts needs an intercept-only formula such "
             f"as 'wait ~ 1 + (1 | cafe)', got {parsed.text!r}."
         )
-    if isinstance(mean, bool) or not isinstance(mean, numbers.Real) or not (
-        np.isfinite(mean)
-    ):
-        raise InputError(f"mean must be a finite number, got {mean!r}.")
+    mean = validate.real_number("mean", mean)
     dm = _design(data, formula)
     n = np.bincount(dm.group_index, minlength=dm.n_groups)
     own = np.bincount(dm.group_index, weights=dm.y, minlength=dm.n_groups) / n

@@ -53,8 +53,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from multilevel import validate
 from multilevel.errors import InputError
-from multilevel.fit import Fit, cor_name, sd_name, varcorr_names, wald_group_table
+from multilevel.fit import Fit, varcorr_names, wald_group_table
 
 __all__ = [
     "SufficientStats",
@@ -649,14 +650,8 @@ def fit_reml(
     likelihood-ratio profile intervals of the ML deviance, as lme4's
     ``confint`` computes them (see :func:`profile_varcorr`).
     """
-    if not isinstance(reml, bool):
-        raise InputError(f"reml must be True or False, not {reml!r}.")
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise InputError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}.")
-    if intervals not in ("profile", "none"):
-        raise InputError(
-            f"intervals must be 'profile' or 'none', not {intervals!r}."
-        )
+    validate.fit_arguments(data, reml=reml, level=level)
+    validate.choice("intervals", intervals, ("profile", "none"))
     started = time.perf_counter()
     model = _build_model(data, formula)
     s = model.stats

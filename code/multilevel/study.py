@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from multilevel import validate
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 
@@ -144,12 +145,12 @@ class StudyConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0)
+        validate.whole_number("seed", self.seed, 0)
         if not self.designs:
             raise InputError("no designs: give at least one number of cafes.")
         for n_cafes, reps in self.designs:
-            _check_int("number of cafes", n_cafes, 2)
-            _check_int("replicates", reps, 1)
+            validate.whole_number("number of cafes", n_cafes, 2)
+            validate.whole_number("replicates", reps, 1)
         if len({j for j, _ in self.designs}) != len(self.designs):
             raise InputError(
                 f"a number of cafes appears twice in {self.designs}; list "
@@ -158,25 +159,16 @@ class StudyConfig:
         if not self.engines:
             raise InputError(f"no engines: choose from {', '.join(ENGINES)}.")
         for engine in self.engines:
-            if engine not in ENGINES:
-                raise InputError(
-                    f"unknown engine {engine!r}; choose from "
-                    f"{', '.join(ENGINES)}."
-                )
-        _check_int("n_visits", self.n_visits, 2)
-        _check_int("draws", self.draws, 1)
-        _check_int("tune", self.tune, 0)
-        _check_int("chains", self.chains, 2)
-        if self.reml_intervals not in ("profile", "none"):
-            raise InputError(
-                f"reml_intervals must be 'profile' or 'none', got "
-                f"{self.reml_intervals!r}."
-            )
-        if not 0 < self.level < 1:
-            raise InputError(f"level must be in (0, 1), got {self.level!r}.")
+            validate.choice("engine", engine, ENGINES)
+        validate.whole_number("n_visits", self.n_visits, 2)
+        validate.whole_number("draws", self.draws, 1)
+        validate.whole_number("tune", self.tune, 0)
+        validate.whole_number("chains", self.chains, 2)
+        validate.choice("reml_intervals", self.reml_intervals, ("profile", "none"))
+        validate.interval_level(self.level)
         if self.replicate_ids is not None:
             for i in self.replicate_ids:
-                _check_int("replicate id", i, 0)
+                validate.whole_number("replicate id", i, 0)
 
     def tasks(self) -> list[tuple[int, int]]:
         """(n_cafes, replicate) pairs, grouped by design."""
@@ -187,14 +179,6 @@ class StudyConfig:
         return out
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name} must be a whole number, got {value!r}.")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 def replicate_seeds(master: int, n_cafes: int, replicate: int) -> tuple[int, int]:
     """(data seed, sampler seed) of one replicate, from the master seed.
 
@@ -202,9 +186,9 @@ def replicate_seeds(master: int, n_cafes: int, replicate: int) -> tuple[int, int
     ``replicate``-th child of the ``n_cafes``-th child of
     ``SeedSequence(master)``; its two children give the seeds.
     """
-    _check_int("master seed", master, 0)
-    _check_int("n_cafes", n_cafes, 0)
-    _check_int("replicate", replicate, 0)
+    validate.whole_number("master seed", master, 0)
+    validate.whole_number("n_cafes", n_cafes, 0)
+    validate.whole_number("replicate", replicate, 0)
     ss = np.random.SeedSequence(master, spawn_key=(n_cafes, replicate))
     data_ss, sampler_ss = ss.spawn(2)
     return int(data_ss.generate_state(1)[0]), int(sampler_ss.generate_state(1)[0])
@@ -538,7 +522,7 @@ def run_study(
     """
     from tqdm.auto import tqdm
 
-    _check_int("workers", workers, 1)
+    validate.whole_number("workers", workers, 1)
     ctx = multiprocessing.get_context("spawn")
     rows: list[dict[str, Any]] = []
     parts = chunks(config, workers)
@@ -835,7 +819,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = config_from_args(args)
-        _check_int("workers", args.workers, 1)
+        validate.whole_number("workers", args.workers, 1)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
