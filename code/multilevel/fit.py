@@ -126,22 +126,3 @@ def check_fit_tables(fit: Fit) -> None:
             + "; ".join(problems)
             + ". Fix the adapter for this engine (see multilevel.fit)."
         )
-
-
-def wald_group_table(groups, terms, estimate, std_error, z: float) -> pd.DataFrame:
-    """A ``ranef``/``coef`` table from (groups x terms) arrays of estimates and
-    standard errors, with intervals estimate -/+ z * std_error."""
-    import numpy as np
-
-    estimate = np.asarray(estimate, dtype=float)
-    std_error = np.asarray(std_error, dtype=float)
-    return pd.DataFrame(
-        {
-            "group": np.repeat(np.array(list(groups), dtype=object), len(terms)),
-            "term": np.tile(np.array(list(terms), dtype=object), len(groups)),
-            "estimate": estimate.ravel(),
-            "std_error": std_error.ravel(),
-            "lower": (estimate - z * std_error).ravel(),
-            "upper": (estimate + z * std_error).ravel(),
-        }
-    )

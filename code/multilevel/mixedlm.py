@@ -50,8 +50,16 @@ import pandas as pd
 from scipy import stats
 
 from multilevel import validate
-from multilevel.fit import Fit, varcorr_names, wald_group_table
-from multilevel.lmer import COEF_STD_ERROR_NOTE, joint_coef_covariance
+from multilevel.fit import Fit
+from multilevel.tables import (
+    COEF_STD_ERROR_NOTE,
+    group_coef_table,
+    joint_coef_covariance,
+    varcorr_table,
+    varcorr_values,
+    wald_fixed_table,
+    wald_group_table,
+)
 
 __all__ = ["fit_statsmodels"]
 
@@ -122,23 +130,11 @@ def fit_statsmodels(
     z = stats.norm.ppf(0.5 + level / 2)
     beta = np.asarray(result.fe_params, dtype=float)
     se = np.asarray(result.bse_fe, dtype=float)
-    fixed = pd.DataFrame(
-        {"estimate": beta, "std_error": se, "lower": beta - z * se,
-         "upper": beta + z * se},
-        index=pd.Index(fixed_terms, name="term"),
-    )
+    fixed = wald_fixed_table(fixed_terms, beta, se, z)
 
     scale = float(result.scale)
-    sd = np.sqrt(np.diag(cov_re))
-    estimates = []
-    for j in range(len(rand_terms)):
-        estimates.append(sd[j])
-        for k in range(j + 1, len(rand_terms)):
-            estimates.append(cov_re[k, j] / (sd[j] * sd[k]))
-    estimates.append(np.sqrt(scale))
-    varcorr = pd.DataFrame(
-        {"estimate": estimates, "lower": np.nan, "upper": np.nan},
-        index=pd.Index(varcorr_names(rand_terms, parsed.group), name="name"),
+    varcorr = varcorr_table(
+        varcorr_values(cov_re, np.sqrt(scale)), rand_terms, parsed.group
     )
 
     groups = list(design.groups)
@@ -149,22 +145,12 @@ def fit_statsmodels(
     ranef = wald_group_table(groups, rand_terms, modes, post_sd, z)
 
     T = _relative_factor(cov_re, scale)
-    V_beta, V_b, C_beta_b = joint_coef_covariance(
+    covariances = joint_coef_covariance(
         np.asarray(design.X, dtype=float), zmat, codes, T, np.sqrt(scale)
     )
-    terms = fixed_terms + [t for t in rand_terms if t not in fixed_terms]
-    M = np.array([[float(t == f) for f in fixed_terms] for t in terms])
-    N = np.array([[float(t == q) for q in rand_terms] for t in terms])
-    coef_est = modes @ N.T + M @ beta
-    cross = np.einsum("ip,gpk,jk->gij", M, C_beta_b, N)
-    cov = (
-        M @ V_beta @ M.T
-        + np.einsum("ia,gab,jb->gij", N, V_b, N)
-        + cross
-        + np.transpose(cross, (0, 2, 1))
+    coef = group_coef_table(
+        groups, fixed_terms, rand_terms, beta, modes, covariances, z
     )
-    coef_se = np.sqrt(np.einsum("gii->gi", cov))
-    coef = wald_group_table(groups, terms, coef_est, coef_se, z)
 
     singular = bool(np.any(np.abs(np.diag(T)) < SINGULAR_TOL))
     if singular:
@@ -194,7 +180,7 @@ def fit_statsmodels(
             "ranef_std_error": "random_effects_cov (fixed effects treated as known)",
             "varcorr_interval": VARCORR_NOTE,
             "fixed_std_error_given_theta": dict(
-                zip(fixed_terms, np.sqrt(np.diag(V_beta)).tolist(), strict=True)
+                zip(fixed_terms, np.sqrt(np.diag(covariances[0])).tolist(), strict=True)
             ),
         },
         raw=result,

@@ -55,7 +55,15 @@ from scipy import optimize, stats
 
 from multilevel import validate
 from multilevel.errors import InputError
-from multilevel.fit import Fit, varcorr_names, wald_group_table
+from multilevel.fit import Fit
+from multilevel.tables import (
+    group_coef_table,
+    henderson_covariance,
+    varcorr_table,
+    varcorr_values,
+    wald_fixed_table,
+    wald_group_table,
+)
 
 __all__ = [
     "SufficientStats",
@@ -404,39 +412,60 @@ def _criterion_terms(theta, s: SufficientStats) -> tuple[float, float, float]:
     return log_det_L2, log_det_RX2, float(diag[p] ** 2)
 
 
-def _deviance_terms(
-    log_det_L2: float, log_det_RX2: float, r2: float, n: int, p: int, reml: bool
+def objective(
+    log_det_L2: float,
+    log_det_RX2: float,
+    r2: float,
+    n: int,
+    p: int,
+    reml: bool,
+    sigma: float | None = None,
 ) -> float:
-    if reml:
-        nr = n - p
-        dev = log_det_L2 + log_det_RX2
+    """-2 log likelihood (ML) or -2 log restricted likelihood (REML).
+
+    From the pieces of the PLS solution at one theta: ``log|L|^2``,
+    ``log|R_X|^2`` and the penalised residual sum of squares ``r^2``. With
+    ``sigma`` given, at that sigma (beta profiled out for ML, integrated out
+    for REML)::
+
+        ML:   log|L|^2 + n log(2 pi sigma^2) + r^2 / sigma^2
+        REML: the same with n - p for n, + log|R_X|^2
+
+    With ``sigma=None``, also profiled over sigma (``sigma^2 = r^2 / n`` or
+    ``r^2 / (n - p)``): the profiled deviance (Bates et al. 2015, eq. 34)
+    or the REML criterion (eq. 41)::
+
+        d(theta)   = log|L|^2 + n [1 + log(2 pi r^2 / n)]
+        d_R(theta) = log|L|^2 + log|R_X|^2 + (n-p) [1 + log(2 pi r^2 / (n-p))]
+    """
+    nr = n - p if reml else n
+    if sigma is None:
+        dev = log_det_L2 + log_det_RX2 if reml else log_det_L2
         return dev + nr * (1.0 + math.log(2.0 * math.pi * r2 / nr))
-    return log_det_L2 + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
-
-
-def _deviance_from(sol: PLSSolution, n: int, p: int, reml: bool) -> float:
+    out = log_det_L2 + nr * math.log(2.0 * math.pi * sigma**2)
+    out += r2 / sigma**2
     if reml:
-        nr = n - p
-        return (
-            sol.log_det_L2
-            + sol.log_det_RX2
-            + nr * (1.0 + math.log(2.0 * math.pi * sol.r2 / nr))
-        )
-    return sol.log_det_L2 + n * (1.0 + math.log(2.0 * math.pi * sol.r2 / n))
+        out += log_det_RX2
+    return out
+
+
+def _terms(theta, s: SufficientStats, direct_r2: bool) -> tuple[float, float, float]:
+    """``(log|L|^2, log|R_X|^2, r^2)`` at theta (``direct_r2``: r^2 from the
+    residuals of the full solution rather than from the cross products)."""
+    if direct_r2:
+        sol = pls_solve(theta, s, True)
+        return sol.log_det_L2, sol.log_det_RX2, sol.r2
+    return _criterion_terms(theta, s)
 
 
 def profiled_deviance(theta, s: SufficientStats, direct_r2: bool = False) -> float:
     """ML deviance profiled over beta and sigma (Bates et al. 2015, eq. 34)."""
-    if direct_r2:
-        return _deviance_from(pls_solve(theta, s, True), s.n, s.p, reml=False)
-    return _deviance_terms(*_criterion_terms(theta, s), s.n, s.p, reml=False)
+    return objective(*_terms(theta, s, direct_r2), s.n, s.p, reml=False)
 
 
 def reml_criterion(theta, s: SufficientStats, direct_r2: bool = False) -> float:
     """REML criterion profiled over sigma (Bates et al. 2015, eq. 41)."""
-    if direct_r2:
-        return _deviance_from(pls_solve(theta, s, True), s.n, s.p, reml=True)
-    return _deviance_terms(*_criterion_terms(theta, s), s.n, s.p, reml=True)
+    return objective(*_terms(theta, s, direct_r2), s.n, s.p, reml=True)
 
 
 def criterion_sigma(
@@ -448,13 +477,7 @@ def criterion_sigma(
     minimum over sigma is :func:`reml_criterion` or :func:`profiled_deviance`.
     Used for likelihood-ratio profiles of the variance components.
     """
-    log_det_L2, log_det_RX2, r2 = _criterion_terms(theta, s)
-    nr = s.n - s.p if reml else s.n
-    out = log_det_L2 + nr * math.log(2.0 * math.pi * sigma**2)
-    out += r2 / sigma**2
-    if reml:
-        out += log_det_RX2
-    return out
+    return objective(*_criterion_terms(theta, s), s.n, s.p, reml, sigma=sigma)
 
 
 # --------------------------------------------------------------------------
@@ -608,19 +631,65 @@ def _simplex(x: np.ndarray, lower: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _varcorr_from(T: np.ndarray, sigma: float) -> np.ndarray:
-    """sd's and correlations in lme4's order (column by column), then sigma."""
-    q = T.shape[0]
-    S = sigma**2 * (T @ T.T)
-    sd = np.sqrt(np.diag(S))
-    out = []
-    for j in range(q):
-        out.append(sd[j])
-        for k in range(j + 1, q):
-            denom = sd[j] * sd[k]
-            out.append(S[k, j] / denom if denom > 0 else np.nan)
-    out.append(sigma)
-    return np.array(out)
+def _profile_intervals(
+    s: SufficientStats, theta, sigma: float, reml: bool, level: float,
+    varcorr: pd.DataFrame, messages: list[str],
+) -> str:
+    """Fill ``varcorr``'s limits with ML profile intervals; the interval kind.
+
+    lme4's ``confint(method = "profile")`` profiles the ML deviance even for
+    a REML fit (``profile.merMod`` refits with ML first); this follows it so
+    the intervals are comparable. A profile that cannot be computed leaves
+    NaN and says why in ``messages``.
+    """
+    try:
+        if reml:
+            theta_ml = optimize_theta(s, reml=False)["theta"]
+            sigma_ml = math.sqrt(pls_solve(theta_ml, s, True).r2 / s.n)
+        else:
+            theta_ml, sigma_ml = theta, sigma
+        prof = profile_varcorr(s, theta_ml, sigma_ml, reml=False, level=level)
+    except _ProfileFailed as err:
+        messages.append(
+            f"varcorr intervals not computed ({err}); they are NaN. "
+            "Fixed-effect intervals are Wald (normal quantile)."
+        )
+        return "Wald"
+    varcorr["lower"] = prof["lower"].to_numpy()
+    varcorr["upper"] = prof["upper"].to_numpy()
+    messages.append(
+        "varcorr intervals: likelihood-ratio profile of the ML "
+        "deviance (as lme4's confint profiles, also for REML fits); "
+        "fixed-effect intervals: Wald with the normal quantile."
+    )
+    return "profile"
+
+
+def _group_tables(
+    model: _Model, sol: PLSSolution, sigma: float, z: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``ranef`` and ``coef``: the conditional modes ``b_j`` with lme4's
+    conditional SDs (``sigma^2 T (L_j L_j')^-1 T'``, beta taken as known),
+    and ``beta + b_j`` with the joint covariance of the mixed-model
+    equations (Henderson), which adds the uncertainty of beta."""
+    s = model.stats
+    Linv = np.linalg.inv(sol.L)
+    cond_cov = sigma**2 * np.einsum(
+        "ik,jlk,jlm,nm->jin", sol.T, Linv, Linv, sol.T
+    )
+    b_sd = np.sqrt(np.clip(np.diagonal(cond_cov, axis1=1, axis2=2), 0, None))
+    ranef = wald_group_table(model.levels, model.random_names, sol.b, b_sd, z)
+    covariances = henderson_covariance(s.ZtZ, s.ZtX, s.XtX, sol.T, sigma)
+    coef = group_coef_table(
+        model.levels, model.fixed_names, model.random_names, sol.beta, sol.b,
+        covariances, z,
+    )
+    return ranef, coef
+
+
+def _psi(T: np.ndarray, sigma: float) -> np.ndarray:
+    """SDs and correlations of ``S = sigma^2 T T'`` in lme4's order, then sigma."""
+    return varcorr_values(sigma**2 * (T @ T.T), sigma)
 
 
 def fit_reml(
@@ -663,7 +732,7 @@ def fit_reml(
     opt = optimize_theta(s, reml=reml)
     theta = opt["theta"]
     sol = pls_solve(theta, s, direct_r2=True)
-    criterion = _deviance_from(sol, s.n, s.p, reml)
+    criterion = objective(sol.log_det_L2, sol.log_det_RX2, sol.r2, s.n, s.p, reml)
     nr = s.n - s.p if reml else s.n
     sigma = math.sqrt(sol.r2 / nr)
     z = stats.norm.ppf(0.5 + level / 2)
@@ -672,24 +741,8 @@ def fit_reml(
     # fixed effects: Var(beta) = sigma^2 (R_X' R_X)^-1
     R_X_inv = np.linalg.inv(sol.R_X)
     cov_beta = sigma**2 * (R_X_inv @ R_X_inv.T)
-    se_beta = np.sqrt(np.diag(cov_beta))
-    fixed = pd.DataFrame(
-        {
-            "estimate": sol.beta,
-            "std_error": se_beta,
-            "lower": sol.beta - z * se_beta,
-            "upper": sol.beta + z * se_beta,
-        },
-        index=pd.Index(model.fixed_names, name="term"),
-    )
-
-    # variance components
-    names = varcorr_names(model.random_names, model.group)
-    est = _varcorr_from(sol.T, sigma)
-    varcorr = pd.DataFrame(
-        {"estimate": est, "lower": np.nan, "upper": np.nan},
-        index=pd.Index(names, name="name"),
-    )
+    fixed = wald_fixed_table(model.fixed_names, sol.beta, np.sqrt(np.diag(cov_beta)), z)
+    varcorr = varcorr_table(_psi(sol.T, sigma), model.random_names, model.group)
     singular = bool(np.any(np.diag(sol.T) < 1e-4))
     if singular:
         messages.append(
@@ -698,50 +751,13 @@ def fit_reml(
         )
     interval = "Wald"
     if intervals == "profile":
-        try:
-            # lme4's confint(method = "profile") profiles the ML deviance
-            # even for a REML fit (profile.merMod refits with ML first);
-            # follow it so the intervals are comparable.
-            if reml:
-                theta_ml = optimize_theta(s, reml=False)["theta"]
-                sigma_ml = math.sqrt(pls_solve(theta_ml, s, True).r2 / s.n)
-            else:
-                theta_ml, sigma_ml = theta, sigma
-            prof = profile_varcorr(s, theta_ml, sigma_ml, reml=False, level=level)
-            varcorr["lower"] = prof["lower"].to_numpy()
-            varcorr["upper"] = prof["upper"].to_numpy()
-            interval = "profile"
-            messages.append(
-                "varcorr intervals: likelihood-ratio profile of the ML "
-                "deviance (as lme4's confint profiles, also for REML fits); "
-                "fixed-effect intervals: Wald with the normal quantile."
-            )
-        except _ProfileFailed as err:
-            messages.append(
-                f"varcorr intervals not computed ({err}); they are NaN. "
-                "Fixed-effect intervals are Wald (normal quantile)."
-            )
+        interval = _profile_intervals(s, theta, sigma, reml, level, varcorr, messages)
     else:
         messages.append(
             "varcorr intervals not requested (intervals='none'); they are "
             "NaN. Fixed-effect intervals are Wald (normal quantile)."
         )
-
-    # conditional modes and conditional covariances per group:
-    # sigma^2 T (L_j L_j')^-1 T'
-    b = sol.b
-    Linv = np.linalg.inv(sol.L)
-    cond_cov = sigma**2 * np.einsum(
-        "ik,jlk,jlm,nm->jin", sol.T, Linv, Linv, sol.T
-    )
-    b_sd = np.sqrt(np.clip(np.diagonal(cond_cov, axis1=1, axis2=2), 0, None))
-    ranef = wald_group_table(model.levels, model.random_names, b, b_sd, z)
-
-    # group coefficients beta + b_j: the variance adds Var(beta) and the
-    # conditional variance of b_j and their covariance from the joint PLS
-    # system (u and beta both unknown), via the Schur complement.
-    coef = _coef_table(model, sol, sigma, cov_beta, cond_cov, z)
-
+    ranef, coef = _group_tables(model, sol, sigma, z)
     fit = Fit(
         engine="numpy",
         method="REML" if reml else "ML",
@@ -766,42 +782,6 @@ def fit_reml(
         raw=sol,
     )
     return fit
-
-
-def _coef_table(model: _Model, sol: PLSSolution, sigma, cov_beta, cond_cov, z):
-    """beta + b_j with the joint conditional covariance of (beta, b_j).
-
-    From the inverse of the PLS system by blocks:
-    Cov(u_j, beta) = -L_j^-T R_ZX_j Var(beta) and
-    Var(u_j) = sigma^2 (L_j L_j')^-1 + L_j^-T R_ZX_j Var(beta) R_ZX_j' L_j^-1.
-    """
-    s = model.stats
-    J = s.J
-    fixed_names = model.fixed_names
-    terms = list(fixed_names) + [t for t in model.random_names if t not in fixed_names]
-    m = len(terms)
-    # C maps (beta, b_j) to coefficients: coef_k = beta_k + b_jk
-    A = np.zeros((m, s.p))  # coefficient <- beta
-    B = np.zeros((m, s.q))  # coefficient <- b_j
-    for k, t in enumerate(terms):
-        if t in fixed_names:
-            A[k, fixed_names.index(t)] = 1.0
-        if t in model.random_names:
-            B[k, model.random_names.index(t)] = 1.0
-    # K_j = T L_j^-T R_ZX_j  so that Cov(b_j, beta) = -K_j Var(beta)
-    LinvT_RZX = np.linalg.solve(np.swapaxes(sol.L, 1, 2), sol.R_ZX)
-    K = np.einsum("ik,jkl->jil", sol.T, LinvT_RZX)  # (J, q, p)
-    var_b = cond_cov + np.einsum("jil,lm,jkm->jik", K, cov_beta, K)
-    cov_bb = -np.einsum("jil,lm->jim", K, cov_beta)  # Cov(b_j, beta)
-    est = sol.beta @ A.T + sol.b @ B.T  # (J, m)
-    var = (
-        np.einsum("kl,lm,km->k", A, cov_beta, A)[None, :]
-        + np.einsum("ki,jil,kl->jk", B, var_b, B)
-        + 2 * np.einsum("ki,jil,kl->jk", B, cov_bb, A)
-    )
-    sd = np.sqrt(np.clip(var, 0, None))
-    del J
-    return wald_group_table(model.levels, terms, est, sd, z)
 
 
 # --------------------------------------------------------------------------
@@ -896,7 +876,7 @@ def profile_varcorr(
     """
     q = s.q
     kinds = _psi_kinds(q)
-    psi_hat = _varcorr_from(theta_to_T(theta_hat, q), sigma_hat)
+    psi_hat = _psi(theta_to_T(theta_hat, q), sigma_hat)
     sds = psi_hat[[i for i, k in enumerate(kinds) if k != "cor"]]
     cors = psi_hat[[i for i, k in enumerate(kinds) if k == "cor"]]
     if np.any(sds < 1e-6 * sigma_hat) or np.any(np.abs(cors) > 1 - 1e-6):
