@@ -37,9 +37,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multilevel import validate
+from multilevel import engines, validate
 from multilevel.errors import InputError
-from multilevel.fit import Fit, varcorr_names
+
+# The convergence rule and its thresholds, which a fit's messages report
+# (the book cites them from here).
+from multilevel.fit import (
+    ESS_BULK_MIN as ESS_BULK_MIN,
+    R_HAT_MAX as R_HAT_MAX,
+    Fit,
+    convergence_problems,
+    varcorr_names,
+)
 
 # arviz (imported by pymc) warns once a day, at import time, that it is being
 # refactored. It is advice about arviz's future API, not about our results;
@@ -81,10 +90,7 @@ _POSITIVE = {"sigma", "lam", "eta"}
 
 #: The samplers fit_pymc knows.
 SAMPLERS = ("nutpie", "pymc")
-#: Thresholds under which a fit's messages warn (Vehtari et al. 2021):
-#: largest r-hat, smallest bulk ESS.
-R_HAT_MAX = 1.01
-ESS_BULK_MIN = 400
+ENGINE = engines.engine("pymc")
 
 
 # ---------------------------------------------------------------- validation
@@ -477,24 +483,9 @@ def fit_pymc(
         seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
         sampler=sampler, centered=bool(centered),
     )
-    messages = []
-    if diagnostics["divergences"]:
-        messages.append(
-            f"{diagnostics['divergences']} divergent transitions: the posterior "
-            f"may be biased; try centered=False or more tuning."
-        )
-    if not diagnostics["r_hat_max"] < R_HAT_MAX:
-        messages.append(
-            f"r-hat up to {diagnostics['r_hat_max']:.3f} (>= {R_HAT_MAX}): chains "
-            f"disagree; sample longer."
-        )
-    if not diagnostics["ess_bulk_min"] > ESS_BULK_MIN:
-        messages.append(
-            f"bulk ESS down to {diagnostics['ess_bulk_min']:.0f} (<= {ESS_BULK_MIN}): "
-            f"too few effective draws for reliable summaries."
-        )
+    messages = convergence_problems(diagnostics)
     return Fit(
-        engine="PyMC",
+        engine=ENGINE.label,
         method=method,
         formula=CAFE_FORMULA,
         fixed=fixed,

@@ -32,6 +32,12 @@ GROUP_COLUMNS = ("group", "term", "estimate", "std_error", "lower", "upper")
 #: What the intervals of a Fit are.
 INTERVAL_KINDS = ("profile", "Wald", "HDI", "equal-tailed", "none")
 
+#: When MCMC draws are good enough to summarise (Vehtari et al. 2021): the
+#: largest r-hat below R_HAT_MAX, the smallest bulk ESS at least
+#: ESS_BULK_MIN, and no divergent transition. See :func:`converged`.
+R_HAT_MAX = 1.01
+ESS_BULK_MIN = 400
+
 
 def sd_name(term: str, group: str) -> str:
     """lme4's name of the standard deviation of ``term`` across ``group``."""
@@ -126,3 +132,39 @@ def check_fit_tables(fit: Fit) -> None:
             + "; ".join(problems)
             + ". Fix the adapter for this engine (see multilevel.fit)."
         )
+
+
+def convergence_problems(diagnostics: dict[str, Any]) -> list[str]:
+    """What breaks the convergence rule in a sampler's ``diagnostics``
+    (``r_hat_max``, ``ess_bulk_min``, ``divergences``); empty when none.
+
+    A missing or NaN value breaks the rule: it was not shown to hold.
+    """
+    problems = []
+    divergences = diagnostics.get("divergences")
+    if divergences is None or not divergences == 0:
+        problems.append(
+            f"{divergences} divergent transitions: the posterior may be "
+            "biased; try centered=False or more tuning."
+        )
+    r_hat = diagnostics.get("r_hat_max")
+    if r_hat is None or not r_hat < R_HAT_MAX:
+        problems.append(
+            f"r-hat up to {r_hat:.3f} (>= {R_HAT_MAX}): chains disagree; "
+            "sample longer."
+            if isinstance(r_hat, float) else f"r-hat is {r_hat!r}, not a number."
+        )
+    ess = diagnostics.get("ess_bulk_min")
+    if ess is None or not ess >= ESS_BULK_MIN:
+        problems.append(
+            f"bulk ESS down to {ess:.0f} (< {ESS_BULK_MIN}): too few "
+            "effective draws for reliable summaries."
+            if isinstance(ess, float) else f"bulk ESS is {ess!r}, not a number."
+        )
+    return problems
+
+
+def converged(diagnostics: dict[str, Any]) -> bool:
+    """The one convergence rule: r-hat < R_HAT_MAX, bulk ESS >= ESS_BULK_MIN
+    and no divergence (see :func:`convergence_problems`)."""
+    return not convergence_problems(diagnostics)

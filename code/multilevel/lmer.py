@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
-from multilevel import validate
+from multilevel import engines, validate
 from multilevel.fit import Fit
 from multilevel.tables import (
     COEF_STD_ERROR_NOTE,
@@ -61,6 +61,8 @@ __all__ = [
     "r_available",
     "require_r",
 ]
+
+ENGINE = engines.engine("lmer")
 
 RPY2_INSTALL_COMMAND = '.venv/bin/pip install "rpy2<3.6"'
 
@@ -354,7 +356,7 @@ def fit_lmer(
     coef = _coef_table(r, ranef, z)
     method = "REML" if reml else "ML"
     return Fit(
-        engine="lme4",
+        engine=ENGINE.label,
         method=method,
         formula=parsed.text,
         fixed=fixed,
@@ -467,7 +469,7 @@ def display_lmer(fit: Fit | Any, digits: int = 2) -> str:
     """The text of ``arm::display(m)`` for a lme4 Fit (or a raw merMod)."""
     require_r()
     model = fit.raw if isinstance(fit, Fit) else fit
-    if isinstance(fit, Fit) and fit.engine != "lme4":
+    if isinstance(fit, Fit) and fit.engine != ENGINE.label:
         raise InputError(
             f"display_lmer needs a lme4 Fit, got one from {fit.engine!r}; "
             "fit with multilevel.lmer.fit_lmer first."

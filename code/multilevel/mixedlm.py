@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from multilevel import validate
+from multilevel import engines, validate
 from multilevel.fit import Fit
 from multilevel.tables import (
     COEF_STD_ERROR_NOTE,
@@ -62,6 +62,8 @@ from multilevel.tables import (
 )
 
 __all__ = ["fit_statsmodels"]
+
+ENGINE = engines.engine("statsmodels")
 
 #: lme4's ``isSingular`` tolerance on the diagonal of the relative factor.
 SINGULAR_TOL = 1e-4
@@ -159,7 +161,7 @@ def fit_statsmodels(
             f"factor is below {SINGULAR_TOL} (lme4's isSingular rule)"
         )
     return Fit(
-        engine="statsmodels",
+        engine=ENGINE.label,
         method="REML" if reml else "ML",
         formula=parsed.text,
         fixed=fixed,

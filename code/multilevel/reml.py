@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from multilevel import validate
+from multilevel import engines, validate
 from multilevel.errors import InputError
 from multilevel.fit import Fit
 from multilevel.tables import (
@@ -82,6 +82,8 @@ __all__ = [
     "theta_to_T",
     "T_to_theta",
 ]
+
+ENGINE = engines.engine("reml")
 
 
 # --------------------------------------------------------------------------
@@ -759,7 +761,7 @@ def fit_reml(
         )
     ranef, coef = _group_tables(model, sol, sigma, z)
     fit = Fit(
-        engine="numpy",
+        engine=ENGINE.label,
         method="REML" if reml else "ML",
         formula=formula,
         fixed=fixed,

@@ -50,16 +50,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import math
 import multiprocessing
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -70,9 +65,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multilevel import validate
+from multilevel import engines, validate
+from multilevel import provenance as _provenance
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
+from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX, converged
 
 __all__ = [
     "ENGINES",
@@ -87,8 +84,8 @@ __all__ = [
     "summarise",
 ]
 
-#: Engines the study knows (command-line names).
-ENGINES = ("lmer", "reml", "pymc")
+#: The registry's engines the study runs (their registry names).
+ENGINES = tuple(engines.engine(name).name for name in ("lmer", "reml", "pymc"))
 
 #: Row statuses, from best to worst.
 STATUSES = ("ok", "singular", "diagnostics_failed", "profile_failed", "error")
@@ -108,10 +105,6 @@ SUMMARY_COLUMNS = (
     "n_error", "n_estimates", "bias", "bias_mcse", "rmse", "n_intervals",
     "coverage", "coverage_mcse", "median_width",
 )
-
-#: PyMC convergence thresholds (those :func:`multilevel.bayes.fit_pymc` warns at).
-R_HAT_MAX = 1.01
-ESS_BULK_MIN = 400
 
 #: Row order of the parameters (lme4's names) and their symbols in the book.
 PARAMETERS = {
@@ -354,8 +347,7 @@ def run_replicate(
     level = config.level
 
     if "lmer" in config.engines:
-        from multilevel.lmer import fit_lmer
-
+        fit_lmer = engines.fitter("lmer")
         for profile in (True, False):
             kind = "profile" if profile else "Wald"
             names = fixed_names + (vc_names if profile else [])
@@ -377,8 +369,7 @@ def run_replicate(
             rows += _rows_from(table, kind, base, truth, status, message)
 
     if "reml" in config.engines:
-        from multilevel.reml import fit_reml
-
+        fit_reml = engines.fitter("reml")
         vc_kind = "profile" if config.reml_intervals == "profile" else "none"
         kinds = {n: "Wald" for n in fixed_names} | {n: vc_kind for n in vc_names}
         base = dict(common, engine="reml", singular=False)
@@ -442,12 +433,7 @@ def run_replicate(
                 r_hat_max=d["r_hat_max"], ess_bulk_min=d["ess_bulk_min"],
                 divergences=d["divergences"],
             )
-            passed = (
-                d["r_hat_max"] < R_HAT_MAX
-                and d["ess_bulk_min"] >= ESS_BULK_MIN
-                and d["divergences"] == 0
-            )
-            status = "ok" if passed else "diagnostics_failed"
+            status = "ok" if converged(d) else "diagnostics_failed"
             table = pd.concat(
                 [fit.fixed[["estimate", "lower", "upper"]],
                  fit.varcorr[["estimate", "lower", "upper"]]]
@@ -670,84 +656,27 @@ def summarise(long: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------- provenance
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _r_versions() -> dict[str, str | None]:
-    try:
-        from multilevel.lmer import _quiet_console, r_available
-
-        if not r_available():
-            return {"R": None, "lme4": None}
-        import rpy2.robjects as ro
-
-        with _quiet_console():
-            r = str(ro.r("R.version.string")[0])
-            lme4 = str(ro.r('as.character(packageVersion("lme4"))')[0])
-        return {"R": r, "lme4": lme4}
-    except Exception as exc:  # provenance must not sink the study
-        return {"R": f"unknown ({exc})", "lme4": None}
-
-
-def _git(root: Path) -> dict[str, Any]:
-    def run(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True,
-                check=True, timeout=30,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = run("status", "--porcelain", "--", "code")
-    return {
-        "commit": run("rev-parse", "HEAD"),
-        "code_dirty": None if status is None else bool(status),
-    }
-
-
 def provenance(
     config: StudyConfig, argv: Sequence[str], wall_seconds: float, workers: int,
 ) -> dict[str, Any]:
     """What produced a study's files: command, seeds, versions, machine."""
-    root = Path(__file__).resolve().parents[2]
-    return {
-        "command": "python -m multilevel.study " + shlex.join(list(argv)),
-        "master_seed": config.seed,
-        "seed_scheme": (
+    prov = _provenance.record("multilevel.study", argv)
+    prov.update(
+        master_seed=config.seed,
+        seed_scheme=(
             "replicate i of the design with J cafes: "
             "SeedSequence(master_seed, spawn_key=(J, i)).spawn(2) -> "
             "(data seed, sampler seed), each generate_state(1)[0]"
         ),
-        "config": {
-            k: v for k, v in asdict(config).items() if k != "extra"
-        },
-        "pymc_thresholds": {
+        config={k: v for k, v in asdict(config).items() if k != "extra"},
+        pymc_thresholds={
             "r_hat_max_below": R_HAT_MAX, "ess_bulk_min_at_least": ESS_BULK_MIN,
             "divergences": 0,
         },
-        "versions": {
-            "python": platform.python_version(),
-            **{
-                name: _version(name)
-                for name in ("numpy", "scipy", "pandas", "pymc", "nutpie",
-                             "rpy2", "arviz", "pytensor")
-            },
-            **_r_versions(),
-        },
-        "git": _git(root),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "workers": workers,
-        },
-        "wall_seconds": round(wall_seconds, 1),
-    }
+        wall_seconds=round(wall_seconds, 1),
+    )
+    prov["machine"]["workers"] = workers
+    return prov
 
 
 # --------------------------------------------------------------------- CLI
