@@ -25,7 +25,7 @@ from multilevel.bayes import (
     fit_pymc,
     resolve_priors,
 )
-from multilevel.compare import unbake
+from multilevel.bayes import unbake
 from multilevel.data import CAFE_FORMULA
 from multilevel.errors import InputError
 from multilevel.fit import varcorr_names
@@ -264,6 +264,12 @@ def test_unbake_subtracts_draw_by_draw_on_hand_made_draws():
     np.testing.assert_array_equal(u["b_cafe"].values, beta - b_bar[..., None])
     tidy = u.to_dataframe()
     assert len(tidy) == 2 * 5 * 3
+
+
+def test_the_comparison_module_offers_the_same_unbake():
+    from multilevel.compare import unbake as from_compare
+
+    assert from_compare is unbake
 
 
 # ---------------------------------------------------------- MCMC (slow)

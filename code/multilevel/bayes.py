@@ -16,7 +16,7 @@ post)::
 ``a_bar`` and ``b_bar`` play the part of lme4's fixed effects; the cafe
 coefficients ``alpha_cafe``/``beta_cafe`` have them "baked in", and the
 offsets lme4 calls random effects are ``alpha_cafe - a_bar`` and
-``beta_cafe - b_bar``, computed draw by draw (:func:`multilevel.compare.unbake`).
+``beta_cafe - b_bar``, computed draw by draw (:func:`unbake`).
 
 Every table of the returned :class:`~multilevel.fit.Fit` reports the
 posterior mean as ``estimate``, the posterior SD as ``std_error`` and the
@@ -61,8 +61,7 @@ warnings.filterwarnings(
 
 import arviz as az  # noqa: E402
 import pymc as pm  # noqa: E402
-
-from multilevel.compare import unbake  # noqa: E402
+import xarray as xr  # noqa: E402
 
 from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402
 from multilevel.design import group_levels  # noqa: E402
@@ -396,6 +395,34 @@ def _diagnostics(idata: Any) -> dict[str, Any]:
         "ess_tail_min": worst(ess_tail, np.min),
         "divergences": int(idata.sample_stats["diverging"].sum()),
     }
+
+
+def unbake(idata: Any) -> Any:
+    """Per-draw offsets of each cafe from the population means.
+
+    ``idata`` is the InferenceData of :func:`multilevel.bayes.fit_pymc` (or
+    a Fit holding it in ``raw``), whose posterior has ``a_bar``, ``b_bar``,
+    ``alpha_cafe`` and ``beta_cafe``. Returns an ``xarray.Dataset`` with
+    ``a_cafe = alpha_cafe - a_bar`` and ``b_cafe = beta_cafe - b_bar``, both
+    with dims (chain, draw, cafe): the subtraction is made in every draw, so
+    the offsets keep their full posterior (SDs, intervals, correlations), not
+    only their means. ``.to_dataframe()`` gives a tidy table.
+    """
+    if isinstance(idata, Fit):
+        idata = idata.raw
+    post = getattr(idata, "posterior", None)
+    needed = ("a_bar", "b_bar", "alpha_cafe", "beta_cafe")
+    if post is None or any(v not in post for v in needed):
+        raise InputError(
+            "unbake needs the InferenceData of fit_pymc (or its Fit), whose "
+            f"posterior holds {', '.join(needed)}; got {type(idata).__name__}."
+        )
+    return xr.Dataset(
+        {
+            "a_cafe": post["alpha_cafe"] - post["a_bar"],
+            "b_cafe": post["beta_cafe"] - post["b_bar"],
+        }
+    )
 
 
 def fit_pymc(

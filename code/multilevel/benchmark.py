@@ -58,8 +58,12 @@ import numpy as np
 import pandas as pd
 
 from multilevel import engines, provenance
-from multilevel.bayes import quiet_sampling
+from multilevel.bayes import cafe_model, quiet_sampling
+from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
+from multilevel.lmer import fit_lmer, r_available
+from multilevel.mixedlm import fit_statsmodels
+from multilevel.reml import fit_reml
 
 __all__ = [
     "COLUMNS",
@@ -150,12 +154,6 @@ def loglog_slope(n_cafes: Sequence[float], seconds: Sequence[float]) -> float:
 # returns seconds per part (and may fill ``details``)
 
 
-def _r_ready() -> bool:
-    from multilevel.lmer import r_available
-
-    return r_available()
-
-
 def _lme4_in_r_timer() -> Callable[[pd.DataFrame], float]:
     """Time ``lmer`` inside R: data sent to R first, outside the clock."""
     import rpy2.robjects as ro
@@ -192,8 +190,7 @@ def _lme4_in_r_timer() -> Callable[[pd.DataFrame], float]:
 def _mcmc_summary(idata: Any) -> dict[str, Any]:
     """Worst r-hat, least bulk ESS, divergences (scalar parameters) and the
     mean number of leapfrog steps per draw."""
-    import multilevel.bayes  # noqa: F401  (filters arviz's import warning)
-    import arviz as az
+    import arviz as az  # after multilevel.bayes, which hushes its import warning
 
     post = idata.posterior[["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within"]]
     with warnings.catch_warnings():
@@ -258,10 +255,6 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     mcmc = QUICK_MCMC if quick else MCMC
 
-    from multilevel.data import CAFE_FORMULA, simulate_cafes
-    from multilevel.mixedlm import fit_statsmodels
-    from multilevel.reml import fit_reml
-
     prov = _provenance_base(argv)
     prov["settings"] = {
         "sizes": sizes, "n_visits": N_VISITS, "seed": seed, "quick": quick,
@@ -271,13 +264,11 @@ def run_benchmark(
         " median kept" if not quick else "1 run (quick mode)",
         "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap",
     }
-    r_ok = _r_ready()
+    r_ok = r_available()
 
     # ---- engines -------------------------------------------------------
     runners: dict[str, Callable[[pd.DataFrame], dict[str, float]]] = {}
     if r_ok:
-        from multilevel.lmer import fit_lmer
-
         in_r = _lme4_in_r_timer()
         runners["lme4"] = lambda d: {
             "lme4": _timed(lambda: fit_lmer(d, CAFE_FORMULA, profile=False))
@@ -295,8 +286,6 @@ def run_benchmark(
 
     import nutpie
     import pymc as pm
-
-    from multilevel.bayes import cafe_model
 
     details: dict[str, dict[str, Any]] = {}
 

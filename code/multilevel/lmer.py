@@ -42,9 +42,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
 from multilevel import engines, validate
+from multilevel.design import group_levels
+from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
 from multilevel.fit import Fit
+from multilevel.formula import check_data
 from multilevel.tables import (
     COEF_STD_ERROR_NOTE,
     group_coef_table,
@@ -59,6 +61,7 @@ __all__ = [
     "fit_lmer",
     "joint_coef_covariance",  # from multilevel.tables, for older imports
     "r_available",
+    "r_versions",
     "require_r",
 ]
 
@@ -115,6 +118,19 @@ def _missing_part() -> str | None:
 def r_available() -> bool:
     """True when rpy2, R and lme4 are all installed (starts R once)."""
     return _missing_part() is None
+
+
+def r_versions() -> dict[str, str | None]:
+    """R's version string and lme4's version; None for both where R, rpy2
+    or lme4 is missing."""
+    if not r_available():
+        return {"R": None, "lme4": None}
+    import rpy2.robjects as ro
+
+    with _quiet_console():
+        r = str(ro.r("R.version.string")[0])
+        lme4 = str(ro.r('as.character(packageVersion("lme4"))')[0])
+    return {"R": r, "lme4": lme4}
 
 
 def require_r() -> None:
@@ -226,8 +242,6 @@ def _r_function(code: str) -> Any:
 
 
 def _parse(data: pd.DataFrame, formula: str) -> Any:
-    from multilevel.formula import check_data
-
     parsed = check_data(data, formula)
     names = [parsed.response, parsed.group]
     names += [t for t in parsed.fixed_terms if t != "(Intercept)"]
@@ -249,8 +263,6 @@ def _parse(data: pd.DataFrame, formula: str) -> Any:
 
 def _levels(data: pd.DataFrame, parsed: Any) -> tuple[list[str], list[str]]:
     """Group levels in design.py's (R's factor) order, and each row's label."""
-    from multilevel.design import group_levels
-
     labels, index = group_levels(data[parsed.group])
     return labels, [labels[i] for i in index]
 

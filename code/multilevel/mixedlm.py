@@ -50,6 +50,7 @@ import pandas as pd
 from scipy import stats
 
 from multilevel import engines, validate
+from multilevel.design import design_matrices
 from multilevel.fit import Fit
 from multilevel.tables import (
     COEF_STD_ERROR_NOTE,
@@ -94,8 +95,6 @@ def fit_statsmodels(
 ) -> Fit:
     """Fit ``formula`` with statsmodels' MixedLM; return a Fit (Wald)."""
     from statsmodels.regression.mixed_linear_model import MixedLM
-
-    from multilevel.design import design_matrices
 
     validate.fit_arguments(data, reml=reml, level=level)
     design = design_matrices(data, formula, sparse=True)

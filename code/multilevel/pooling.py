@@ -4,7 +4,7 @@ Three ways to estimate each group's coefficients (Gelman and Hill 2007,
 ch. 12):
 
 * **no pooling**: each group's own least-squares line
-  (:func:`multilevel.plots.no_pooling_coef`); a term the group's data
+  (:func:`no_pooling_coef`); a term the group's data
   cannot identify (the slope of a cafe never visited in the afternoon) is
   NaN;
 * **complete pooling**: one least-squares line for all rows, groups
@@ -31,14 +31,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from multilevel import validate
+from multilevel.data import CAFE_GROUP, CAFE_TERMS
+from multilevel.design import design_matrices
 from multilevel.errors import InputError
-from multilevel.fit import Fit
+from multilevel.fit import Fit, cor_name, sd_name
+from multilevel.formula import parse_formula
+from multilevel.style import SERIES_COLORS, TRUTH_COLOR, WIDTH, figure, style_axes
 
 __all__ = [
     "coef_wide",
     "paired_coefficients",
     "complete_pooling",
     "group_counts",
+    "no_pooling_coef",
     "partial_pooling_intercepts",
     "plot_posterior_vs_point",
     "pooling_table",
@@ -99,13 +104,39 @@ def paired_coefficients(no_pooling, partial, terms) -> tuple[pd.DataFrame, pd.Da
 
 
 def _design(data, formula):
-    from multilevel.design import design_matrices
-
     if not isinstance(data, pd.DataFrame):
         raise InputError(
             f"data must be a pandas DataFrame, got {type(data).__name__}."
         )
     return design_matrices(data, formula, order="blocked")
+
+
+def no_pooling_coef(data: pd.DataFrame, formula) -> pd.DataFrame:
+    """Each group's own least-squares coefficients (no pooling), long form.
+
+    Fits the random terms of ``formula`` by ordinary least squares within
+    each group separately. A term that a group's own data cannot identify
+    gets NaN, the others their least-squares estimate (as R's ``lm``
+    reports ``NA`` for an aliased coefficient): a cafe never visited in the
+    afternoon has no slope, but its intercept is its morning mean.
+    Columns ``group``, ``term``, ``estimate`` (labels as strings).
+    """
+    dm = design_matrices(data, formula, order="blocked")
+    J, q = dm.n_groups, dm.q
+    rows = []
+    for j, label in enumerate(dm.groups):
+        mask = dm.group_index == j
+        T = np.column_stack(
+            [dm.Z[mask, k * J + j] for k in range(q)]
+        )
+        y = dm.y[mask]
+        estimate = np.linalg.lstsq(T, y, rcond=None)[0]  # minimum norm
+        # term k is identified iff e_k lies in the row space of T
+        identified = np.isclose(np.diag(np.linalg.pinv(T) @ T), 1.0)
+        estimate[~identified] = np.nan
+        for k, term in enumerate(dm.random_terms):
+            rows.append((label, term, float(estimate[k])))
+    return pd.DataFrame(rows, columns=["group", "term", "estimate"])
 
 
 def group_counts(data: pd.DataFrame, formula: str) -> pd.DataFrame:
@@ -182,8 +213,6 @@ def pooling_table(
     ``partial``. Complete pooling gives every group the same line; for a
     varying term that is not a fixed term it is 0.
     """
-    from multilevel.plots import no_pooling_coef
-
     if not isinstance(partial, Mapping) or not partial:
         raise InputError(
             "partial must be a non-empty dict label -> Fit, e.g. "
@@ -275,8 +304,6 @@ def partial_pooling_intercepts(
     :func:`pooling_weight`. Returns, per group (index ``group``): ``n``,
     ``own`` (ybar_j), ``weight`` (lambda_j) and ``estimate``.
     """
-    from multilevel.formula import parse_formula
-
     parsed = parse_formula(formula, data)
     if list(parsed.fixed_terms) != ["(Intercept)"] or list(
         parsed.random_terms
@@ -319,9 +346,6 @@ def varcorr_draws(fit: Fit) -> pd.DataFrame:
             + (f" from {fit.engine}" if isinstance(fit, Fit) else "")
             + "."
         )
-    from multilevel.data import CAFE_GROUP, CAFE_TERMS
-    from multilevel.fit import cor_name, sd_name
-
     def flat(values) -> np.ndarray:
         return np.asarray(values.transpose("chain", "draw"), float).ravel()
 
@@ -358,8 +382,6 @@ def plot_posterior_vs_point(
     ``truth`` (a Series by name, e.g. ``Truth.varcorr``), a dashed one at
     the true value.
     """
-    from multilevel.plots import SERIES_COLORS, TRUTH_COLOR, WIDTH, _style
-
     draws = varcorr_draws(bayes)
     if not isinstance(point, Fit):
         raise InputError(f"point must be a Fit, got {type(point).__name__}.")
@@ -372,7 +394,7 @@ def plot_posterior_vs_point(
                 f"{name!r} is not a varcorr row of both fits; choose from "
                 f"{list(draws.columns)}."
             )
-    fig = Figure(figsize=(WIDTH, 2.6), layout="constrained")
+    fig = figure(WIDTH, 2.6)
     axes = fig.subplots(1, len(names), squeeze=False).ravel()
     for ax, name in zip(axes, names):
         ax.hist(draws[name], bins=bins, density=True, color=SERIES_COLORS[1],
@@ -388,6 +410,6 @@ def plot_posterior_vs_point(
                        linewidth=1.0, label="truth", gid="truth")
         ax.set_title((titles or {}).get(name, name))
         ax.set_yticks([])
-        _style(ax)
+        style_axes(ax)
     axes[0].legend(fontsize=7, frameon=False, loc="upper right")
     return fig

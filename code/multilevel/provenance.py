@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from multilevel import lmer
+
 __all__ = ["PACKAGES", "REPO", "SCHEMA", "git_state", "missing",
            "package_versions", "r_versions", "record"]
 
@@ -56,16 +58,7 @@ def package_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None
 def r_versions() -> dict[str, str | None]:
     """R's version string and lme4's version (None where R is absent)."""
     try:
-        from multilevel.lmer import _quiet_console, r_available
-
-        if not r_available():
-            return {"R": None, "lme4": None}
-        import rpy2.robjects as ro
-
-        with _quiet_console():
-            r = str(ro.r("R.version.string")[0])
-            lme4 = str(ro.r('as.character(packageVersion("lme4"))')[0])
-        return {"R": r, "lme4": lme4}
+        return lmer.r_versions()
     except Exception as exc:  # provenance must not sink the run it records
         return {"R": f"unknown ({exc})", "lme4": None}
 

@@ -54,6 +54,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from multilevel import engines, validate
+from multilevel.design import design_matrices
 from multilevel.errors import InputError
 from multilevel.fit import Fit
 from multilevel.tables import (
@@ -499,8 +500,6 @@ class _Model:
 
 
 def _build_model(data: pd.DataFrame, formula: str) -> _Model:
-    from multilevel.design import design_matrices
-
     # design_matrices runs multilevel.formula.check_data first
     dm = design_matrices(data, formula, sparse=True, order="interleaved")
     q = dm.q

@@ -70,6 +70,7 @@ from multilevel import provenance as _provenance
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX, converged
+from multilevel.lmer import r_available
 
 __all__ = [
     "ENGINES",
@@ -455,8 +456,6 @@ def _init_worker(progress: Any = None) -> None:
     _PROGRESS = progress
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from multilevel.lmer import r_available
-
     r_available()
 
 
