@@ -32,6 +32,7 @@ import numbers
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -282,18 +283,130 @@ def _model_key(data: pd.DataFrame, priors: dict, centered: bool) -> str:
 def clear_compiled() -> None:
     """Forget the compiled nutpie models (the next fit compiles afresh)."""
     _COMPILED.clear()
+    _BY_STRUCTURE.clear()
 
 
-def _sample_nutpie(model, key, draws, tune, chains, seed, progressbar):
+# ------------------------------------------------- compile once per design
+
+#: The shared variable that holds the observed waits of a compiled model.
+WAIT_DATA = "wait_data"
+
+#: Compiled models for new waits at the same cafes, keyed by structure.
+_BY_STRUCTURE: dict[str, CompiledCafeModel] = {}
+
+
+def _structure_key(data: pd.DataFrame, priors: dict, centered: bool) -> str:
+    """What a compiled model depends on besides the waits: the cafes, the
+    visit times, the priors and the parametrisation."""
+    cols = data[[GROUP, "afternoon"]]
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()
+    )
+    digest.update(repr((sorted(priors.items()), bool(centered))).encode())
+    digest.update(repr([str(d) for d in cols.dtypes]).encode())
+    return digest.hexdigest()
+
+
+def shared_wait_model(
+    data: pd.DataFrame,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    centered: bool = True,
+) -> pm.Model:
+    """:func:`cafe_model` whose observed waits are the shared ``wait_data``.
+
+    The model is ``cafe_model(data, priors, centered)`` itself; only the
+    value of its observed variable (a constant holding the waits) is
+    replaced by a shared variable, so a compilation of it serves other waits
+    at the same cafes and visit times.
+    """
+    import pytensor
+
+    model = cafe_model(data, priors=priors, centered=centered)
+    if len(model.observed_RVs) != 1:
+        raise RuntimeError(
+            f"expected one observed variable in the cafe model, found "
+            f"{len(model.observed_RVs)}; multilevel.bayes.cafe_model has changed."
+        )
+    wait = model.observed_RVs[0]
+    model.rvs_to_values[wait] = pytensor.shared(
+        np.asarray(data["wait"], dtype="float64"), name=WAIT_DATA
+    )
+    return model
+
+
+@dataclass(frozen=True)
+class CompiledCafeModel:
+    """nutpie's compilation of the cafe model for one set of cafes, visit
+    times, priors and parametrisation; :func:`fit_pymc` samples it for any
+    waits observed at those cafes and times (``compiled=``)."""
+
+    key: str
+    priors: dict
+    centered: bool
+    compiled: Any = field(repr=False)
+    seconds: float = 0.0
+
+    def with_waits(self, data: pd.DataFrame) -> Any:
+        """The compiled model with ``data``'s waits as the observations."""
+        if _structure_key(data, self.priors, self.centered) != self.key:
+            raise InputError(
+                "this compiled model is for other cafes, visit times, priors "
+                "or parametrisation than these data; compile it for them with "
+                "compile_cafe_model(data, priors, centered)."
+            )
+        return self.compiled.with_data(
+            **{WAIT_DATA: data["wait"].to_numpy(dtype="float64")}
+        )
+
+
+def compile_cafe_model(
+    data: pd.DataFrame,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    centered: bool = True,
+) -> CompiledCafeModel:
+    """Compile the cafe model once for these cafes and visit times.
+
+    Compiling takes seconds to tens of seconds; the result is kept in this
+    process, so a second call for the same cafes, visit times, priors and
+    parametrisation (whatever the waits) returns it at once. Pass it to
+    :func:`fit_pymc` as ``compiled=`` to fit new waits without compiling.
+    """
+    import nutpie
+
+    _check_data(data)
+    validate.flag("centered", centered)
+    resolved = resolve_priors(priors)
+    key = _structure_key(data, resolved, centered)
+    if key not in _BY_STRUCTURE:
+        if len(_BY_STRUCTURE) >= _COMPILED_MAX:
+            _BY_STRUCTURE.pop(next(iter(_BY_STRUCTURE)))
+        t0 = time.perf_counter()
+        with quiet_sampling():
+            compiled = nutpie.compile_pymc_model(
+                shared_wait_model(data, priors, centered)
+            )
+        _BY_STRUCTURE[key] = CompiledCafeModel(
+            key=key, priors=resolved, centered=bool(centered),
+            compiled=compiled, seconds=time.perf_counter() - t0,
+        )
+    return _BY_STRUCTURE[key]
+
+
+def _sample_nutpie(
+    model, key, draws, tune, chains, seed, progressbar, prepared=None
+):
     import nutpie
 
     t0 = time.perf_counter()
-    cached = key in _COMPILED
-    if not cached:
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = nutpie.compile_pymc_model(model)
-    compiled = _COMPILED[key]
+    if prepared is not None:  # compiled by compile_cafe_model
+        cached, compiled = True, prepared
+    else:
+        cached = key in _COMPILED
+        if not cached:
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.pop(next(iter(_COMPILED)))
+            _COMPILED[key] = nutpie.compile_pymc_model(model)
+        compiled = _COMPILED[key]
     t1 = time.perf_counter()
     idata = nutpie.sample(
         compiled,
@@ -438,6 +551,7 @@ def fit_pymc(
     level: float = 0.95,
     progressbar: bool = False,
     cores: int | None = None,
+    compiled: CompiledCafeModel | None = None,
 ) -> Fit:
     """Sample the cafe model and summarise it in the shared :class:`Fit` shape.
 
@@ -454,6 +568,10 @@ def fit_pymc(
     lower/upper = HDI at ``level``. ``diagnostics`` holds r_hat_max,
     ess_bulk_min, ess_tail_min, divergences, seconds (compile, sampling,
     total), seed, draws, tune, chains; ``raw`` the InferenceData.
+
+    ``compiled`` (from :func:`compile_cafe_model`, nutpie only) is a model
+    already compiled for these cafes and visit times; the fit then only
+    swaps in the waits and samples.
     """
     validate.choice("sampler", sampler, SAMPLERS)
     seed = validate.seed(seed, why="so the draws can be reproduced")
@@ -463,12 +581,28 @@ def fit_pymc(
         "chains", chains, 2, fix="r-hat compares chains; pass chains=4."
     )
     level = validate.interval_level(level)
+    if compiled is not None and sampler != "nutpie":
+        raise InputError(
+            f"compiled= holds a nutpie compilation; sampler={sampler!r} "
+            "compiles its own. Pass sampler='nutpie' or leave compiled out."
+        )
     model = cafe_model(data, priors=priors, centered=centered)
     with quiet_sampling():
         if sampler == "nutpie":
             key = _model_key(data, resolve_priors(priors), centered)
+            prepared = None
+            if compiled is not None:
+                if compiled.key != _structure_key(
+                    data, resolve_priors(priors), centered
+                ):
+                    raise InputError(
+                        "compiled= was compiled for other cafes, visit times, "
+                        "priors or parametrisation; call compile_cafe_model "
+                        "with these data, priors and centered."
+                    )
+                prepared = compiled.with_waits(data)
             idata, seconds = _sample_nutpie(
-                model, key, draws, tune, chains, seed, progressbar
+                model, key, draws, tune, chains, seed, progressbar, prepared
             )
             method = "NUTS, nutpie"
         else:
