@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 # r-base-dev); without it PyTensor warns on stderr on a fresh compile cache.
 export PYTENSOR_FLAGS := blas__ldflags=-lblas
 
-.PHONY: book test env check serve notebooks pdf html quarto lock clean
+.PHONY: book test unit lint env check serve notebooks pdf html quarto lock clean
 
 # Everything a build reads: when none of it is newer than the last build,
 # `make book` (and so `make test`) does not rebuild.
@@ -45,6 +45,16 @@ notebooks: env
 ## and the checks of the built book when _build/ holds one)
 test: book
 	$(PY) -m pytest
+
+## unit: ruff, then the fast tests: no book build, no MCMC, no R, no browser
+## or LaTeX (the book gates' own tests, tests/test_bookcheck.py, start both)
+UNIT_MARKERS := not slow and not build and not book and not needs_r
+unit: env lint
+	$(PY) -m pytest -q -m "$(UNIT_MARKERS)" --ignore=tests/test_bookcheck.py
+
+## lint: ruff over the whole repository (configured in pyproject.toml)
+lint: env
+	$(PY) -m ruff check .
 
 ## env: system packages (as root) and .venv from requirements.lock
 env:

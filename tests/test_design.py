@@ -19,7 +19,6 @@ from multilevel.design import (
 )
 from multilevel.errors import InputError
 
-
 # --------------------------------------------------------------------- basics
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from multilevel import engines
 from multilevel.errors import InputError
-from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX, convergence_problems, converged
+from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX, converged, convergence_problems
 
 
 def test_each_engine_is_named_once():

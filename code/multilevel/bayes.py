@@ -40,16 +40,31 @@ import pandas as pd
 
 from multilevel import engines, validate
 from multilevel.errors import InputError
-
-# The convergence rule and its thresholds, which a fit's messages report
-# (the book cites them from here).
 from multilevel.fit import (
-    ESS_BULK_MIN as ESS_BULK_MIN,
-    R_HAT_MAX as R_HAT_MAX,
+    ESS_BULK_MIN,
+    R_HAT_MAX,
     Fit,
     convergence_problems,
     varcorr_names,
 )
+
+__all__ = [
+    "DEFAULT_PRIORS",
+    "EFFECTS",
+    "ESS_BULK_MIN",  # the convergence rule's thresholds, which the book cites
+    "GROUP",
+    "R_HAT_MAX",
+    "SAMPLERS",
+    "CompiledCafeModel",
+    "cafe_model",
+    "clear_compiled",
+    "compile_cafe_model",
+    "fit_pymc",
+    "quiet_sampling",
+    "resolve_priors",
+    "shared_wait_model",
+    "unbake",
+]
 
 # arviz (imported by pymc) warns once a day, at import time, that it is being
 # refactored. It is advice about arviz's future API, not about our results;
@@ -60,13 +75,13 @@ warnings.filterwarnings(
     category=FutureWarning,
 )
 
-import arviz as az  # noqa: E402
-import pymc as pm  # noqa: E402
-import xarray as xr  # noqa: E402
+import arviz as az  # noqa: E402 (after the filter)
+import pymc as pm  # noqa: E402 (after the filter)
+import xarray as xr  # noqa: E402 (after the filter)
 
-from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402
-from multilevel.design import group_levels  # noqa: E402
-from multilevel.formula import check_data  # noqa: E402
+from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402 (after the filter)
+from multilevel.design import group_levels  # noqa: E402 (after the filter)
+from multilevel.formula import check_data  # noqa: E402 (after the filter)
 
 #: The two effects of each cafe, with lme4's term names.
 EFFECTS = CAFE_TERMS

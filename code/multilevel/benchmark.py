@@ -392,7 +392,9 @@ def run_benchmark(
                     add(e, J, n, math.nan, 0, status)
                 continue
             try:
-                seconds, reps = _measure(lambda: runners[group](data), quick)
+                seconds, reps = _measure(
+                    lambda g=group, d=data: runners[g](d), quick
+                )
             except Exception as exc:  # recorded, not hidden
                 msg = " ".join(str(exc).split())[:120]
                 for e in timed:
@@ -421,7 +423,7 @@ def run_benchmark(
     prov["predicted_seconds_of_skipped"] = predictions
     prov["mcmc_diagnostics"] = details
     prov["loadavg_after"] = list(os.getloadavg())
-    prov["date_finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+    prov["date_finished"] = datetime.datetime.now(datetime.UTC).isoformat(
         timespec="seconds"
     )
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")

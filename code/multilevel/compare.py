@@ -27,6 +27,7 @@ import pandas as pd
 from multilevel.errors import InputError
 from multilevel.fit import Fit
 
+
 def __getattr__(name: str) -> Any:
     # unbake is PyMC's: importing it here at the top would start PyMC for
     # every comparison, so it is fetched from multilevel.bayes when asked for.

@@ -24,6 +24,7 @@ from matplotlib.transforms import blended_transform_factory
 from multilevel.design import DesignMatrices
 from multilevel.errors import InputError
 from multilevel.fit import Fit
+
 # no_pooling_coef and the style's names are also offered here, where the
 # chapters find them next to the figures that use them
 from multilevel.pooling import no_pooling_coef as no_pooling_coef
@@ -34,6 +35,7 @@ from multilevel.style import SERIES_MARKERS as SERIES_MARKERS
 from multilevel.style import TRUTH_COLOR as TRUTH_COLOR
 from multilevel.style import WIDTH as WIDTH
 from multilevel.style import figure, style_axes
+
 
 def _need_frame(obj, name: str, columns: Sequence[str]) -> pd.DataFrame:
     if not isinstance(obj, pd.DataFrame):

@@ -83,7 +83,9 @@ def coef_wide(obj, what: str = "coefficients") -> pd.DataFrame:
     return wide
 
 
-def paired_coefficients(no_pooling, partial, terms) -> tuple[pd.DataFrame, pd.DataFrame]:
+def paired_coefficients(
+    no_pooling, partial, terms
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both estimates as wide tables (:func:`coef_wide`), checked to hold
     ``terms`` and the same groups, so they can be set against each other."""
     own = coef_wide(no_pooling, "no_pooling")

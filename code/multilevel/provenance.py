@@ -86,7 +86,7 @@ def record(program: str, argv: Sequence[str]) -> dict[str, Any]:
     """The shared provenance of a run of ``python -m program argv``."""
     return {
         "command": f"python -m {program} " + shlex.join(list(argv)),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": {
             "python": platform.python_version(),
             **package_versions(),

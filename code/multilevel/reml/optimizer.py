@@ -8,6 +8,7 @@ from scipy import optimize
 from multilevel.reml.pls import SufficientStats, profiled_deviance, reml_criterion
 from multilevel.reml.theta import T_to_theta, theta_lower_bounds
 
+
 def _safe(fun, s):
     def f(theta):
         try:

@@ -15,6 +15,7 @@ import numpy as np
 from multilevel.errors import InputError
 from multilevel.reml.theta import theta_to_T
 
+
 @dataclass
 class SufficientStats:
     """Per-group cross products of one grouping factor's model.

@@ -12,6 +12,7 @@ from multilevel.errors import InputError
 from multilevel.reml.pls import SufficientStats, criterion_sigma
 from multilevel.reml.theta import T_to_theta, theta_to_T, varcorr_of
 
+
 class ProfileFailed(RuntimeError):
     pass
 
@@ -158,7 +159,7 @@ def profile_varcorr(
                 if side * zv >= z:
                     try:
                         root = optimize.brentq(
-                            lambda xk: zeta(xk) - target, min(x_prev, x_new),
+                            lambda xk, t=target: zeta(xk) - t, min(x_prev, x_new),
                             max(x_prev, x_new), xtol=1e-8, rtol=1e-10,
                         )
                     except ValueError as err:  # zeta not monotonic here

@@ -16,7 +16,8 @@ import numpy as np
 from multilevel.errors import InputError
 from multilevel.tables import varcorr_values
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _tril_index(q: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column of theta's entries: lower triangle, column by column."""
     rows, cols = [], []

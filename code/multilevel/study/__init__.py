@@ -60,7 +60,12 @@ from multilevel.study.config import (
     StudyConfig,
     replicate_seeds,
 )
-from multilevel.study.replicates import chunks, pymc_fit_shared, run_replicate, run_study
+from multilevel.study.replicates import (
+    chunks,
+    pymc_fit_shared,
+    run_replicate,
+    run_study,
+)
 from multilevel.study.summary import summarise
 
 __all__ = [

@@ -20,6 +20,7 @@ from multilevel.study.config import ENGINES, STATUSES, StudyConfig
 from multilevel.study.replicates import run_study
 from multilevel.study.summary import summarise
 
+
 def provenance(
     config: StudyConfig, argv: Sequence[str], wall_seconds: float, workers: int,
 ) -> dict[str, Any]:

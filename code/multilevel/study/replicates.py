@@ -18,7 +18,12 @@ from multilevel import engines, validate
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.fit import converged
 from multilevel.lmer import r_available
-from multilevel.study.config import LONG_COLUMNS, PARAMETERS, StudyConfig, replicate_seeds
+from multilevel.study.config import (
+    LONG_COLUMNS,
+    PARAMETERS,
+    StudyConfig,
+    replicate_seeds,
+)
 
 #: The designs whose PyMC model this process has compiled.
 _COMPILED_HERE: set[str] = set()

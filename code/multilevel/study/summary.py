@@ -11,6 +11,7 @@ import pandas as pd
 from multilevel.errors import InputError
 from multilevel.study.config import PARAMETERS, STATUSES, SUMMARY_COLUMNS
 
+
 def summarise(long: pd.DataFrame) -> pd.DataFrame:
     """Bias, RMSE and coverage per (design, engine, interval kind, parameter).
 
