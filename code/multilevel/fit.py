@@ -106,6 +106,8 @@ def check_fit_tables(fit: Fit) -> None:
     for name, table, cols in (
         ("fixed", fit.fixed, FIXED_COLUMNS),
         ("varcorr", fit.varcorr, VARCORR_COLUMNS),
+        ("ranef", fit.ranef, GROUP_COLUMNS),
+        ("coef", fit.coef, GROUP_COLUMNS),
     ):
         if not isinstance(table, pd.DataFrame):
             problems.append(f"{name} is a {type(table).__name__}, not a DataFrame")
@@ -113,14 +115,9 @@ def check_fit_tables(fit: Fit) -> None:
         missing = [c for c in cols if c not in table.columns]
         if missing:
             problems.append(f"{name} lacks columns {missing}")
-    for name, table in (("ranef", fit.ranef), ("coef", fit.coef)):
-        if not isinstance(table, pd.DataFrame):
-            problems.append(f"{name} is a {type(table).__name__}, not a DataFrame")
-            continue
-        missing = [c for c in GROUP_COLUMNS if c not in table.columns]
-        if missing:
-            problems.append(f"{name} lacks columns {missing}")
-        elif len(table) and not all(isinstance(g, str) for g in table["group"]):
+        elif cols is GROUP_COLUMNS and len(table) and not all(
+            isinstance(g, str) for g in table["group"]
+        ):
             problems.append(f"{name}.group must hold strings (str(label))")
     if fit.interval not in INTERVAL_KINDS:
         problems.append(f"interval {fit.interval!r} is not one of {INTERVAL_KINDS}")
