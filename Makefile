@@ -19,7 +19,7 @@ export PYTENSOR_FLAGS := blas__ldflags=-lblas
 # library path, which R otherwise warns about in %%R outputs.
 export R_PROFILE_USER := $(CURDIR)/code/multilevel/Rprofile
 
-.PHONY: book test env check serve notebooks pdf html quarto lock clean
+.PHONY: book test unit lint env check serve notebooks pdf html quarto lock clean
 
 # Everything a build reads: when none of it is newer than the last build,
 # `make book` (and so `make test`) does not rebuild.
@@ -48,6 +48,16 @@ notebooks: env
 ## and the checks of the built book when _build/ holds one)
 test: book
 	$(PY) -m pytest
+
+## unit: ruff, then the fast tests: no book build, no MCMC, no R, no browser
+## or LaTeX (the book gates' own tests, tests/test_bookcheck.py, start both)
+UNIT_MARKERS := not slow and not build and not book and not needs_r
+unit: env lint
+	$(PY) -m pytest -q -m "$(UNIT_MARKERS)" --ignore=tests/test_bookcheck.py
+
+## lint: ruff over the whole repository (configured in pyproject.toml)
+lint: env
+	$(PY) -m ruff check .
 
 ## env: system packages (as root) and .venv from requirements.lock
 env:

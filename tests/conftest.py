@@ -1,8 +1,10 @@
 """Shared fixtures: the default cafe data, lme4's sleepstudy, R availability.
 
 R starts at most once per test session (the ``r_session`` fixture), and only
-when a test that needs it runs: tests marked ``needs_r`` are skipped only
-where R, rpy2 or lme4 is missing, with the reason and the install command.
+when a test that needs it runs. ``needs_r`` is the one way a test says it
+needs R: such tests are skipped only where R, rpy2 or lme4 is missing, with
+the reason and the install command; lme4's answers saved in
+``tests/reference/`` check the same agreement without R.
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def r_session():
-    """Start R once for the session; skip if R, rpy2 or lme4 is absent."""
+    """Start R once for the session.
+
+    Only tests marked ``needs_r`` may use it: they are skipped (above) where
+    R is absent, so reaching here without R means a test lacks the marker.
+    """
     reason = _r_missing_reason()
     if reason is not None:
-        pytest.skip(reason)
+        pytest.fail(f"a test that uses R is not marked needs_r ({reason})")
     import rpy2.robjects as ro
 
     return ro

@@ -24,9 +24,9 @@ from multilevel.bayes import (
     clear_compiled,
     fit_pymc,
     resolve_priors,
+    unbake,
 )
-from multilevel.compare import unbake
-from multilevel.data import CAFE_FORMULA
+from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.fit import varcorr_names
 
@@ -266,6 +266,12 @@ def test_unbake_subtracts_draw_by_draw_on_hand_made_draws():
     assert len(tidy) == 2 * 5 * 3
 
 
+def test_the_comparison_module_offers_the_same_unbake():
+    from multilevel.compare import unbake as from_compare
+
+    assert from_compare is unbake
+
+
 # ---------------------------------------------------------- MCMC (slow)
 
 
@@ -424,3 +430,42 @@ def test_pymc_default_sampler_gives_the_same_posterior(pymc_fit, cafes):
     diff = (quick.fixed["estimate"] - pymc_fit.fixed["estimate"]).abs()
     assert (diff < 0.5 * pymc_fit.fixed["std_error"]).all(), diff
     assert isinstance(quick.ranef, pd.DataFrame) and len(quick.ranef) == 40
+
+
+# ------------------------------------------------- compile once per design
+
+
+@pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
+def test_shared_wait_model_has_the_fresh_models_density():
+    from multilevel.bayes import WAIT_DATA, shared_wait_model
+
+    first = simulate_cafes(n_cafes=5, seed=1).data
+    other = simulate_cafes(n_cafes=5, seed=2).data
+    model = shared_wait_model(first)
+    logp = model.compile_logp()
+    point = model.initial_point()
+    point = {k: v + 0.1 for k, v in point.items()}
+    fresh_first = cafe_model(first).compile_logp()(point)
+    assert logp(point) == pytest.approx(fresh_first, rel=1e-12)
+    shared = [v for v in model.rvs_to_values.values() if v.name == WAIT_DATA]
+    shared[0].set_value(other["wait"].to_numpy())
+    fresh_other = cafe_model(other).compile_logp()(point)
+    assert fresh_other != pytest.approx(fresh_first)
+    assert logp(point) == pytest.approx(fresh_other, rel=1e-12)
+
+
+def test_a_compiled_model_is_refused_for_other_cafes_or_samplers(cafes):
+    from multilevel.bayes import CompiledCafeModel, _structure_key, resolve_priors
+
+    key = _structure_key(cafes, resolve_priors(None), True)
+    compiled = CompiledCafeModel(key=key, priors=resolve_priors(None),
+                                 centered=True, compiled=None)
+    fewer = cafes[cafes["cafe"] < 10]
+    with pytest.raises(InputError, match="other cafes, visit times"):
+        compiled.with_waits(fewer)
+    with pytest.raises(InputError, match="other cafes, visit times"):
+        fit_pymc(fewer, seed=1, compiled=compiled)
+    with pytest.raises(InputError, match="other cafes, visit times"):
+        fit_pymc(cafes, seed=1, centered=False, compiled=compiled)
+    with pytest.raises(InputError, match="sampler='nutpie'"):
+        fit_pymc(cafes, seed=1, sampler="pymc", compiled=compiled)

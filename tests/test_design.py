@@ -19,27 +19,6 @@ from multilevel.design import (
 )
 from multilevel.errors import InputError
 
-
-def _r_ready() -> bool:
-    """R with lme4 reachable through rpy2 (the package's check if present)."""
-    try:
-        from multilevel.lmer import r_available
-    except ImportError:
-        try:
-            import rpy2.robjects as ro
-
-            return bool(ro.r('requireNamespace("lme4", quietly = TRUE)')[0])
-        except Exception:
-            return False
-    return bool(r_available())
-
-
-# a string condition is evaluated when the test runs, so R starts only then
-skip_without_r = pytest.mark.skipif(
-    "not _r_ready()", reason="R, rpy2 or lme4 is not installed"
-)
-
-
 # --------------------------------------------------------------------- basics
 
 
@@ -256,7 +235,6 @@ def _compare_with_lme4(data, formula):
     ids=["balanced", "unbalanced"],
 )
 @pytest.mark.needs_r
-@skip_without_r
 def test_equals_lme4_on_cafes(kwargs):
     data = simulate_cafes(seed=11, **kwargs).data
     _compare_with_lme4(data, CAFE_FORMULA)
@@ -272,7 +250,6 @@ def _sleepstudy() -> pd.DataFrame:
 
 
 @pytest.mark.needs_r
-@skip_without_r
 def test_equals_lme4_on_sleepstudy():
     data = _sleepstudy()
     assert len(data) == 180
@@ -282,7 +259,6 @@ def test_equals_lme4_on_sleepstudy():
 
 
 @pytest.mark.needs_r
-@skip_without_r
 def test_equals_lme4_with_integer_groups_in_numeric_order():
     """Groups 2 and 10: R's factor of integers sorts 2 before 10."""
     data = _sleepstudy()

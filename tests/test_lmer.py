@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from multilevel import lmer
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
-from multilevel import lmer
 from multilevel.lmer import fit_lmer, joint_coef_covariance
 
 SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"

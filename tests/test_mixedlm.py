@@ -1,6 +1,6 @@
 """statsmodels' MixedLM against lme4, Bates et al. (2015) and the cafe truth.
 
-Tolerances (the brief's: fixed effects 1e-3 relative, SDs 1e-2 relative)
+Tolerances (fixed effects 1e-3 relative, SDs 1e-2 relative)
 are far looser than the gaps measured on this machine, which are listed at
 each test so a regression shows up as a number, not only as a failure:
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.colors
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
-
-from multilevel.data import CAFE_FORMULA, simulate_cafes  # noqa: E402
-from multilevel.design import design_matrices  # noqa: E402
-from multilevel.errors import InputError  # noqa: E402
-from multilevel.fit import Fit, varcorr_names  # noqa: E402
-from multilevel.plots import (  # noqa: E402
+from multilevel.data import CAFE_FORMULA, simulate_cafes
+from multilevel.design import design_matrices
+from multilevel.errors import InputError
+from multilevel.fit import Fit, varcorr_names
+from multilevel.plots import (
     OKABE_ITO,
     SERIES_COLORS,
     cafe_order,
@@ -207,7 +204,7 @@ def test_plot_fixed_one_panel_per_term(sim, fits):
         assert ax.get_title() == term
         bars = _errorbars(ax)
         assert [b[0] for b in bars] == [f.label for f in fits]
-        for (label, est, lo, hi), fit in zip(bars, fits):
+        for (_, est, lo, hi), fit in zip(bars, fits):
             row = fit.fixed.loc[term]
             np.testing.assert_allclose([est, lo, hi],
                                        row[["estimate", "lower", "upper"]])
@@ -309,12 +306,13 @@ def test_plot_varying_against_a_table_without_intervals(sim, fits):
     for ax, term in zip(fig.axes, TERMS):
         assert ax.get_xlabel() == "true offset"
         (points,) = _gid(ax.collections, "groups")
-        truth = true_u.query("term == @term")["estimate"]
+        truth = true_u.loc[true_u["term"] == term, "estimate"]
         np.testing.assert_allclose(np.sort(points.get_offsets()[:, 0]),
                                    np.sort(truth))
         (container,) = ax.containers
         assert container.has_yerr and not container.has_xerr
-        lower = fits[0].ranef.query("term == @term")["lower"]
+        ranef = fits[0].ranef
+        lower = ranef.loc[ranef["term"] == term, "lower"]
         (identity,) = _gid(ax.lines, "identity")
         assert identity.get_xdata().min() <= min(lower.min(), truth.min())
 

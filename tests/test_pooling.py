@@ -4,22 +4,18 @@ fit_reml's conditional modes, and the algebra of partial pooling."""
 
 from __future__ import annotations
 
-import matplotlib
+import types
 
-matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
 
-import types  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from multilevel.data import CAFE_FORMULA, simulate_cafes  # noqa: E402
-from multilevel.errors import InputError  # noqa: E402
-from multilevel.fit import Fit, varcorr_names  # noqa: E402
-from multilevel.plots import no_pooling_coef  # noqa: E402
-from multilevel.pooling import (  # noqa: E402
+from multilevel.data import CAFE_FORMULA, simulate_cafes
+from multilevel.errors import InputError
+from multilevel.fit import Fit, varcorr_names
+from multilevel.plots import no_pooling_coef
+from multilevel.pooling import (
     coef_wide,
     complete_pooling,
     group_counts,
@@ -30,7 +26,7 @@ from multilevel.pooling import (  # noqa: E402
     shrinkage,
     varcorr_draws,
 )
-from multilevel.reml import fit_reml  # noqa: E402
+from multilevel.reml import fit_reml
 
 TERMS = ["(Intercept)", "afternoon"]
 INTERCEPT_ONLY = "wait ~ 1 + (1 | cafe)"

@@ -40,7 +40,7 @@ from multilevel.reml import (
 
 SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
 
-# item 4 of the issue: lme4's own optimiser tolerance is the limit
+# lme4's own optimiser tolerance is the limit of agreement
 REL_TOL = 1e-4
 CRIT_TOL = 1e-6
 

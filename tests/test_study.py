@@ -138,26 +138,6 @@ def test_cli_refuses_bad_input(tmp_path, capsys):
 # ------------------------------------------------- the shared PyMC model
 
 
-@pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
-def test_shared_wait_model_has_the_fresh_models_density():
-    from multilevel.bayes import cafe_model
-    from multilevel.study import WAIT_DATA, shared_wait_model
-
-    first = simulate_cafes(n_cafes=5, seed=1).data
-    other = simulate_cafes(n_cafes=5, seed=2).data
-    model = shared_wait_model(first)
-    logp = model.compile_logp()
-    point = model.initial_point()
-    point = {k: v + 0.1 for k, v in point.items()}
-    fresh_first = cafe_model(first).compile_logp()(point)
-    assert logp(point) == pytest.approx(fresh_first, rel=1e-12)
-    shared = [v for v in model.rvs_to_values.values() if v.name == WAIT_DATA]
-    shared[0].set_value(other["wait"].to_numpy())
-    fresh_other = cafe_model(other).compile_logp()(point)
-    assert fresh_other != pytest.approx(fresh_first)
-    assert logp(point) == pytest.approx(fresh_other, rel=1e-12)
-
-
 # ----------------------------------------------------- the saved results
 
 

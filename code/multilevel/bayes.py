@@ -16,7 +16,7 @@ post)::
 ``a_bar`` and ``b_bar`` play the part of lme4's fixed effects; the cafe
 coefficients ``alpha_cafe``/``beta_cafe`` have them "baked in", and the
 offsets lme4 calls random effects are ``alpha_cafe - a_bar`` and
-``beta_cafe - b_bar``, computed draw by draw (:func:`multilevel.compare.unbake`).
+``beta_cafe - b_bar``, computed draw by draw (:func:`unbake`).
 
 Every table of the returned :class:`~multilevel.fit.Fit` reports the
 posterior mean as ``estimate``, the posterior SD as ``std_error`` and the
@@ -28,18 +28,43 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import numbers
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from multilevel import engines, validate
 from multilevel.errors import InputError
-from multilevel.fit import Fit, varcorr_names
+from multilevel.fit import (
+    ESS_BULK_MIN,
+    R_HAT_MAX,
+    Fit,
+    convergence_problems,
+    varcorr_names,
+)
+
+__all__ = [
+    "DEFAULT_PRIORS",
+    "EFFECTS",
+    "ESS_BULK_MIN",  # the convergence rule's thresholds, which the book cites
+    "GROUP",
+    "R_HAT_MAX",
+    "SAMPLERS",
+    "CompiledCafeModel",
+    "cafe_model",
+    "clear_compiled",
+    "compile_cafe_model",
+    "fit_pymc",
+    "quiet_sampling",
+    "resolve_priors",
+    "shared_wait_model",
+    "unbake",
+]
 
 # arviz (imported by pymc) warns once a day, at import time, that it is being
 # refactored. It is advice about arviz's future API, not about our results;
@@ -50,14 +75,13 @@ warnings.filterwarnings(
     category=FutureWarning,
 )
 
-import arviz as az  # noqa: E402
-import pymc as pm  # noqa: E402
+import arviz as az  # noqa: E402 (after the filter)
+import pymc as pm  # noqa: E402 (after the filter)
+import xarray as xr  # noqa: E402 (after the filter)
 
-from multilevel.compare import unbake  # noqa: E402
-
-from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402
-from multilevel.design import group_levels  # noqa: E402
-from multilevel.formula import check_data  # noqa: E402
+from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402 (after the filter)
+from multilevel.design import group_levels  # noqa: E402 (after the filter)
+from multilevel.formula import check_data  # noqa: E402 (after the filter)
 
 #: The two effects of each cafe, with lme4's term names.
 EFFECTS = CAFE_TERMS
@@ -81,10 +105,7 @@ _POSITIVE = {"sigma", "lam", "eta"}
 
 #: The samplers fit_pymc knows.
 SAMPLERS = ("nutpie", "pymc")
-#: Thresholds under which a fit's messages warn (Vehtari et al. 2021):
-#: largest r-hat, smallest bulk ESS.
-R_HAT_MAX = 1.01
-ESS_BULK_MIN = 400
+ENGINE = engines.engine("pymc")
 
 
 # ---------------------------------------------------------------- validation
@@ -92,31 +113,20 @@ ESS_BULK_MIN = 400
 
 def _check_data(data: Any) -> pd.DataFrame:
     """Refuse data the cafe model cannot use, with a message that says why."""
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(
-            f"data must be a pandas DataFrame with columns cafe, afternoon and "
-            f"wait, got {type(data).__name__}; pass e.g. "
-            f"simulate_cafes(seed=1).data."
-        )
+    validate.dataframe(
+        data,
+        hint="with columns cafe, afternoon and wait; pass e.g. "
+        "simulate_cafes(seed=1).data",
+    )
     check_data(data, CAFE_FORMULA)
     return data
 
 
-def _check_number(where: str, value: Any, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(
-            f"prior {where} must be a real number, got {value!r} "
-            f"({type(value).__name__})."
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise InputError(f"prior {where} must be finite, got {value!r}.")
-    if positive and value <= 0:
-        raise InputError(
-            f"prior {where} is a scale, rate or shape and must be > 0, got "
-            f"{value!r}; pass a positive number."
-        )
-    return value
+def _prior_number(where: str, value: Any, positive: bool) -> float:
+    return validate.real_number(
+        f"prior {where}", value, positive=positive,
+        what="a scale, rate or shape",
+    )
 
 
 def resolve_priors(
@@ -164,11 +174,11 @@ def resolve_priors(
                         f"({len(EFFECTS)}), got {value!r}."
                     )
                 value = [
-                    _check_number(f"sigma_cafe {key}[{k}]", r, positive)
+                    _prior_number(f"sigma_cafe {key}[{k}]", r, positive)
                     for k, r in enumerate(rates)
                 ]
             else:
-                value = _check_number(f"{name} {key}", value, positive)
+                value = _prior_number(f"{name} {key}", value, positive)
             resolved[name][key] = value
     return resolved
 
@@ -196,8 +206,7 @@ def cafe_model(
     visits per cafe.
     """
     data = _check_data(data)
-    if not isinstance(centered, (bool, np.bool_)):
-        raise InputError(f"centered must be True or False, got {centered!r}.")
+    validate.flag("centered", centered)
     p = resolve_priors(priors)
     # group labels as strings in R's factor order (as lme4 and design.py)
     labels, cafe_idx = group_levels(data[GROUP])
@@ -269,14 +278,6 @@ def quiet_sampling() -> Iterator[None]:
             pm_log.setLevel(old)
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{name} must be a whole number, got {value!r}.")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 #: nutpie's compiled models, keyed by (data, priors, centred): compiling
 #: takes seconds, sampling a compiled model again costs nothing extra, and
 #: the draws depend only on the compiled model and the seed.
@@ -297,18 +298,130 @@ def _model_key(data: pd.DataFrame, priors: dict, centered: bool) -> str:
 def clear_compiled() -> None:
     """Forget the compiled nutpie models (the next fit compiles afresh)."""
     _COMPILED.clear()
+    _BY_STRUCTURE.clear()
 
 
-def _sample_nutpie(model, key, draws, tune, chains, seed, progressbar):
+# ------------------------------------------------- compile once per design
+
+#: The shared variable that holds the observed waits of a compiled model.
+WAIT_DATA = "wait_data"
+
+#: Compiled models for new waits at the same cafes, keyed by structure.
+_BY_STRUCTURE: dict[str, CompiledCafeModel] = {}
+
+
+def _structure_key(data: pd.DataFrame, priors: dict, centered: bool) -> str:
+    """What a compiled model depends on besides the waits: the cafes, the
+    visit times, the priors and the parametrisation."""
+    cols = data[[GROUP, "afternoon"]]
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()
+    )
+    digest.update(repr((sorted(priors.items()), bool(centered))).encode())
+    digest.update(repr([str(d) for d in cols.dtypes]).encode())
+    return digest.hexdigest()
+
+
+def shared_wait_model(
+    data: pd.DataFrame,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    centered: bool = True,
+) -> pm.Model:
+    """:func:`cafe_model` whose observed waits are the shared ``wait_data``.
+
+    The model is ``cafe_model(data, priors, centered)`` itself; only the
+    value of its observed variable (a constant holding the waits) is
+    replaced by a shared variable, so a compilation of it serves other waits
+    at the same cafes and visit times.
+    """
+    import pytensor
+
+    model = cafe_model(data, priors=priors, centered=centered)
+    if len(model.observed_RVs) != 1:
+        raise RuntimeError(
+            f"expected one observed variable in the cafe model, found "
+            f"{len(model.observed_RVs)}; multilevel.bayes.cafe_model has changed."
+        )
+    wait = model.observed_RVs[0]
+    model.rvs_to_values[wait] = pytensor.shared(
+        np.asarray(data["wait"], dtype="float64"), name=WAIT_DATA
+    )
+    return model
+
+
+@dataclass(frozen=True)
+class CompiledCafeModel:
+    """nutpie's compilation of the cafe model for one set of cafes, visit
+    times, priors and parametrisation; :func:`fit_pymc` samples it for any
+    waits observed at those cafes and times (``compiled=``)."""
+
+    key: str
+    priors: dict
+    centered: bool
+    compiled: Any = field(repr=False)
+    seconds: float = 0.0
+
+    def with_waits(self, data: pd.DataFrame) -> Any:
+        """The compiled model with ``data``'s waits as the observations."""
+        if _structure_key(data, self.priors, self.centered) != self.key:
+            raise InputError(
+                "this compiled model is for other cafes, visit times, priors "
+                "or parametrisation than these data; compile it for them with "
+                "compile_cafe_model(data, priors, centered)."
+            )
+        return self.compiled.with_data(
+            **{WAIT_DATA: data["wait"].to_numpy(dtype="float64")}
+        )
+
+
+def compile_cafe_model(
+    data: pd.DataFrame,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    centered: bool = True,
+) -> CompiledCafeModel:
+    """Compile the cafe model once for these cafes and visit times.
+
+    Compiling takes seconds to tens of seconds; the result is kept in this
+    process, so a second call for the same cafes, visit times, priors and
+    parametrisation (whatever the waits) returns it at once. Pass it to
+    :func:`fit_pymc` as ``compiled=`` to fit new waits without compiling.
+    """
+    import nutpie
+
+    _check_data(data)
+    validate.flag("centered", centered)
+    resolved = resolve_priors(priors)
+    key = _structure_key(data, resolved, centered)
+    if key not in _BY_STRUCTURE:
+        if len(_BY_STRUCTURE) >= _COMPILED_MAX:
+            _BY_STRUCTURE.pop(next(iter(_BY_STRUCTURE)))
+        t0 = time.perf_counter()
+        with quiet_sampling():
+            compiled = nutpie.compile_pymc_model(
+                shared_wait_model(data, priors, centered)
+            )
+        _BY_STRUCTURE[key] = CompiledCafeModel(
+            key=key, priors=resolved, centered=bool(centered),
+            compiled=compiled, seconds=time.perf_counter() - t0,
+        )
+    return _BY_STRUCTURE[key]
+
+
+def _sample_nutpie(
+    model, key, draws, tune, chains, seed, progressbar, prepared=None
+):
     import nutpie
 
     t0 = time.perf_counter()
-    cached = key in _COMPILED
-    if not cached:
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = nutpie.compile_pymc_model(model)
-    compiled = _COMPILED[key]
+    if prepared is not None:  # compiled by compile_cafe_model
+        cached, compiled = True, prepared
+    else:
+        cached = key in _COMPILED
+        if not cached:
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.pop(next(iter(_COMPILED)))
+            _COMPILED[key] = nutpie.compile_pymc_model(model)
+        compiled = _COMPILED[key]
     t1 = time.perf_counter()
     idata = nutpie.sample(
         compiled,
@@ -412,6 +525,34 @@ def _diagnostics(idata: Any) -> dict[str, Any]:
     }
 
 
+def unbake(idata: Any) -> Any:
+    """Per-draw offsets of each cafe from the population means.
+
+    ``idata`` is the InferenceData of :func:`multilevel.bayes.fit_pymc` (or
+    a Fit holding it in ``raw``), whose posterior has ``a_bar``, ``b_bar``,
+    ``alpha_cafe`` and ``beta_cafe``. Returns an ``xarray.Dataset`` with
+    ``a_cafe = alpha_cafe - a_bar`` and ``b_cafe = beta_cafe - b_bar``, both
+    with dims (chain, draw, cafe): the subtraction is made in every draw, so
+    the offsets keep their full posterior (SDs, intervals, correlations), not
+    only their means. ``.to_dataframe()`` gives a tidy table.
+    """
+    if isinstance(idata, Fit):
+        idata = idata.raw
+    post = getattr(idata, "posterior", None)
+    needed = ("a_bar", "b_bar", "alpha_cafe", "beta_cafe")
+    if post is None or any(v not in post for v in needed):
+        raise InputError(
+            "unbake needs the InferenceData of fit_pymc (or its Fit), whose "
+            f"posterior holds {', '.join(needed)}; got {type(idata).__name__}."
+        )
+    return xr.Dataset(
+        {
+            "a_cafe": post["alpha_cafe"] - post["a_bar"],
+            "b_cafe": post["beta_cafe"] - post["b_bar"],
+        }
+    )
+
+
 def fit_pymc(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -425,6 +566,7 @@ def fit_pymc(
     level: float = 0.95,
     progressbar: bool = False,
     cores: int | None = None,
+    compiled: CompiledCafeModel | None = None,
 ) -> Fit:
     """Sample the cafe model and summarise it in the shared :class:`Fit` shape.
 
@@ -441,34 +583,41 @@ def fit_pymc(
     lower/upper = HDI at ``level``. ``diagnostics`` holds r_hat_max,
     ess_bulk_min, ess_tail_min, divergences, seconds (compile, sampling,
     total), seed, draws, tune, chains; ``raw`` the InferenceData.
+
+    ``compiled`` (from :func:`compile_cafe_model`, nutpie only) is a model
+    already compiled for these cafes and visit times; the fit then only
+    swaps in the waits and samples.
     """
-    if sampler not in SAMPLERS:
+    validate.choice("sampler", sampler, SAMPLERS)
+    seed = validate.seed(seed, why="so the draws can be reproduced")
+    draws = validate.whole_number("draws", draws, 1)
+    tune = validate.whole_number("tune", tune, 0)
+    chains = validate.whole_number(
+        "chains", chains, 2, fix="r-hat compares chains; pass chains=4."
+    )
+    level = validate.interval_level(level)
+    if compiled is not None and sampler != "nutpie":
         raise InputError(
-            f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}."
+            f"compiled= holds a nutpie compilation; sampler={sampler!r} "
+            "compiles its own. Pass sampler='nutpie' or leave compiled out."
         )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(
-            f"seed must be a non-negative whole number, got {seed!r}; pass e.g. "
-            f"seed=2024 so the draws can be reproduced."
-        )
-    draws = _check_count("draws", draws, 1)
-    tune = _check_count("tune", tune, 0)
-    chains = _check_count("chains", chains, 1)
-    if chains < 2:
-        raise InputError(
-            "chains must be >= 2: r-hat compares chains; pass chains=4."
-        )
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (
-        0 < level < 1
-    ):
-        raise InputError(f"level must be in (0, 1), got {level!r}; e.g. 0.95.")
     model = cafe_model(data, priors=priors, centered=centered)
-    seed = int(seed)
     with quiet_sampling():
         if sampler == "nutpie":
             key = _model_key(data, resolve_priors(priors), centered)
+            prepared = None
+            if compiled is not None:
+                if compiled.key != _structure_key(
+                    data, resolve_priors(priors), centered
+                ):
+                    raise InputError(
+                        "compiled= was compiled for other cafes, visit times, "
+                        "priors or parametrisation; call compile_cafe_model "
+                        "with these data, priors and centered."
+                    )
+                prepared = compiled.with_waits(data)
             idata, seconds = _sample_nutpie(
-                model, key, draws, tune, chains, seed, progressbar
+                model, key, draws, tune, chains, seed, progressbar, prepared
             )
             method = "NUTS, nutpie"
         else:
@@ -510,24 +659,9 @@ def fit_pymc(
         seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
         sampler=sampler, centered=bool(centered),
     )
-    messages = []
-    if diagnostics["divergences"]:
-        messages.append(
-            f"{diagnostics['divergences']} divergent transitions: the posterior "
-            f"may be biased; try centered=False or more tuning."
-        )
-    if not diagnostics["r_hat_max"] < R_HAT_MAX:
-        messages.append(
-            f"r-hat up to {diagnostics['r_hat_max']:.3f} (>= {R_HAT_MAX}): chains "
-            f"disagree; sample longer."
-        )
-    if not diagnostics["ess_bulk_min"] > ESS_BULK_MIN:
-        messages.append(
-            f"bulk ESS down to {diagnostics['ess_bulk_min']:.0f} (<= {ESS_BULK_MIN}): "
-            f"too few effective draws for reliable summaries."
-        )
+    messages = convergence_problems(diagnostics)
     return Fit(
-        engine="PyMC",
+        engine=ENGINE.label,
         method=method,
         formula=CAFE_FORMULA,
         fixed=fixed,

@@ -47,22 +47,23 @@ import datetime
 import json
 import math
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from multilevel.bayes import quiet_sampling
+from multilevel import engines, provenance
+from multilevel.bayes import cafe_model, quiet_sampling
+from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
+from multilevel.lmer import fit_lmer, r_available
+from multilevel.mixedlm import fit_statsmodels
+from multilevel.reml import fit_reml
 
 __all__ = [
     "COLUMNS",
@@ -78,17 +79,9 @@ __all__ = [
 #: Columns of results.csv, in order.
 COLUMNS = ("engine", "n_cafes", "n_obs", "seconds", "repeats", "status")
 
-#: Engines, in the order they run at each size.
-ENGINES = (
-    "lme4",
-    "lme4_profile",
-    "lme4_in_R",
-    "fit_reml",
-    "statsmodels",
-    "nutpie_compile",
-    "nutpie_sampling",
-    "pymc_default",
-)
+#: What is timed (the ``engine`` column of results.csv), in the order it
+#: runs at each size: each engine's ``timings`` in the registry.
+ENGINES = tuple(t for e in engines.ENGINES for t in e.timings)
 
 #: The statuses a row can have (besides ``error: <message>``).
 STATUSES = (
@@ -110,11 +103,6 @@ DEFAULT_SAMPLER_MAX_CAFES = 20
 MCMC = {"chains": 4, "draws": 1000, "tune": 1000}
 QUICK_MCMC = {"chains": 4, "draws": 100, "tune": 100}
 
-#: Python packages whose versions go into the provenance.
-PACKAGES = (
-    "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie",
-    "numba", "arviz", "rpy2", "formulae",
-)
 
 
 # --------------------------------------------------------------------------
@@ -166,12 +154,6 @@ def loglog_slope(n_cafes: Sequence[float], seconds: Sequence[float]) -> float:
 # returns seconds per part (and may fill ``details``)
 
 
-def _r_ready() -> bool:
-    from multilevel.lmer import r_available
-
-    return r_available()
-
-
 def _lme4_in_r_timer() -> Callable[[pd.DataFrame], float]:
     """Time ``lmer`` inside R: data sent to R first, outside the clock."""
     import rpy2.robjects as ro
@@ -208,8 +190,7 @@ def _lme4_in_r_timer() -> Callable[[pd.DataFrame], float]:
 def _mcmc_summary(idata: Any) -> dict[str, Any]:
     """Worst r-hat, least bulk ESS, divergences (scalar parameters) and the
     mean number of leapfrog steps per draw."""
-    import multilevel.bayes  # noqa: F401  (filters arviz's import warning)
-    import arviz as az
+    import arviz as az  # after multilevel.bayes, which hushes its import warning
 
     post = idata.posterior[["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within"]]
     with warnings.catch_warnings():
@@ -234,53 +215,20 @@ def _mcmc_summary(idata: Any) -> dict[str, Any]:
 # the run
 
 
-def _provenance_base(argv: Sequence[str], out: Path) -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-            text=True, check=True,
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--", "code/multilevel"],
-                cwd=root, capture_output=True, text=True, check=True,
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = None, None
-    return {
-        "command": "python -m multilevel.benchmark " + shlex.join(argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "git_commit": commit,
-        "git_code_dirty": dirty,
-        "cores": os.cpu_count(),
-        "threads_env": {
-            k: os.environ.get(k)
-            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-        },
-        "loadavg_before": list(os.getloadavg()),
-    }
-
-
-def _r_versions() -> dict[str, str]:
-    import rpy2.robjects as ro
-
-    return {
-        "R": str(ro.r("R.version.string")[0]),
-        "lme4": str(ro.r("as.character(packageVersion('lme4'))")[0]),
-    }
+def _provenance_base(argv: Sequence[str]) -> dict[str, Any]:
+    prov = provenance.record("multilevel.benchmark", argv)
+    # The same values under the flat names that files written before the
+    # shared record used, which the performance chapter still reads.
+    prov.update(
+        python=prov["machine"]["python"],
+        platform=prov["machine"]["platform"],
+        git_commit=prov["git"]["commit"],
+        git_code_dirty=prov["git"]["code_dirty"],
+        cores=prov["machine"]["cores"],
+        threads_env=prov["machine"]["threads_env"],
+        loadavg_before=list(os.getloadavg()),
+    )
+    return prov
 
 
 def run_benchmark(
@@ -307,11 +255,7 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     mcmc = QUICK_MCMC if quick else MCMC
 
-    from multilevel.data import CAFE_FORMULA, simulate_cafes
-    from multilevel.mixedlm import fit_statsmodels
-    from multilevel.reml import fit_reml
-
-    prov = _provenance_base(argv, out)
+    prov = _provenance_base(argv)
     prov["settings"] = {
         "sizes": sizes, "n_visits": N_VISITS, "seed": seed, "quick": quick,
         "cap_seconds": cap, "mcmc": mcmc,
@@ -320,15 +264,11 @@ def run_benchmark(
         " median kept" if not quick else "1 run (quick mode)",
         "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap",
     }
-    r_ok = _r_ready()
-    if r_ok:
-        prov["versions"].update(_r_versions())
+    r_ok = r_available()
 
     # ---- engines -------------------------------------------------------
     runners: dict[str, Callable[[pd.DataFrame], dict[str, float]]] = {}
     if r_ok:
-        from multilevel.lmer import fit_lmer
-
         in_r = _lme4_in_r_timer()
         runners["lme4"] = lambda d: {
             "lme4": _timed(lambda: fit_lmer(d, CAFE_FORMULA, profile=False))
@@ -346,8 +286,6 @@ def run_benchmark(
 
     import nutpie
     import pymc as pm
-
-    from multilevel.bayes import cafe_model
 
     details: dict[str, dict[str, Any]] = {}
 
@@ -417,9 +355,9 @@ def run_benchmark(
         log(f"{J:>6} cafes  {engine:<16} {shown}{status}")
         write()
 
-    def predicted(engines: Sequence[str], J: int) -> float:
+    def predicted(timed: Sequence[str], J: int) -> float:
         total = 0.0
-        for e in engines:
+        for e in timed:
             if e in last:
                 J0, s0 = last[e]
                 # compile time does not grow with J; everything else linearly
@@ -429,7 +367,7 @@ def run_benchmark(
     for J in sizes:
         data = simulate_cafes(n_cafes=J, n_visits=N_VISITS, seed=seed).data
         n = len(data)
-        for group, engines in (
+        for group, timed in (
             ("lme4", ["lme4"]),
             ("lme4_profile", ["lme4_profile"]),
             ("lme4_in_R", ["lme4_in_R"]),
@@ -445,22 +383,24 @@ def run_benchmark(
                 status = "skipped: quick mode"
             elif group == "pymc_default" and J > default_sampler_max_cafes:
                 status = "skipped: over cap"
-                predictions[f"{group}@{J}"] = predicted(engines, J)
-            elif predicted(engines, J) > cap:
+                predictions[f"{group}@{J}"] = predicted(timed, J)
+            elif predicted(timed, J) > cap:
                 status = "skipped: over cap"
-                predictions[f"{group}@{J}"] = predicted(engines, J)
+                predictions[f"{group}@{J}"] = predicted(timed, J)
             if status is not None:
-                for e in engines:
+                for e in timed:
                     add(e, J, n, math.nan, 0, status)
                 continue
             try:
-                seconds, reps = _measure(lambda: runners[group](data), quick)
+                seconds, reps = _measure(
+                    lambda g=group, d=data: runners[g](d), quick
+                )
             except Exception as exc:  # recorded, not hidden
                 msg = " ".join(str(exc).split())[:120]
-                for e in engines:
+                for e in timed:
                     add(e, J, n, math.nan, 0, f"error: {type(exc).__name__}: {msg}")
                 continue
-            for e in engines:
+            for e in timed:
                 add(e, J, n, seconds[e], reps, "ok")
                 last[e] = (J, seconds[e])
 
@@ -483,7 +423,7 @@ def run_benchmark(
     prov["predicted_seconds_of_skipped"] = predictions
     prov["mcmc_diagnostics"] = details
     prov["loadavg_after"] = list(os.getloadavg())
-    prov["date_finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+    prov["date_finished"] = datetime.datetime.now(datetime.UTC).isoformat(
         timespec="seconds"
     )
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")

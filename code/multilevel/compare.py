@@ -9,9 +9,10 @@ stay valid whatever the number of engines and plot directly;
 :meth:`Comparison.wide` pivots one column to one column per engine when a
 side-by-side view is wanted.
 
-:func:`unbake` turns PyMC's cafe coefficients, which have the population
-means "baked in", into the offsets lme4 reports as random effects, draw by
-draw: ``a_cafe = alpha_cafe - a_bar``, ``b_cafe = beta_cafe - b_bar``.
+:func:`unbake` (from :mod:`multilevel.bayes`, and offered here too) turns
+PyMC's cafe coefficients, which have the population means "baked in", into
+the offsets lme4 reports as random effects, draw by draw: ``a_cafe =
+alpha_cafe - a_bar``, ``b_cafe = beta_cafe - b_bar``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ import pandas as pd
 from multilevel.errors import InputError
 from multilevel.fit import Fit
 
+
+def __getattr__(name: str) -> Any:
+    # unbake is PyMC's: importing it here at the top would start PyMC for
+    # every comparison, so it is fetched from multilevel.bayes when asked for.
+    if name == "unbake":
+        from multilevel.bayes import unbake
+
+        return unbake
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: The tables compared, and the columns that identify a row in each.
 KEYS = {
     "fixed": ["term"],
@@ -35,36 +47,6 @@ KEYS = {
 }
 #: The value columns compared (where a table has them).
 VALUES = ("estimate", "std_error", "lower", "upper")
-
-
-def unbake(idata: Any) -> Any:
-    """Per-draw offsets of each cafe from the population means.
-
-    ``idata`` is the InferenceData of :func:`multilevel.bayes.fit_pymc` (or
-    a Fit holding it in ``raw``), whose posterior has ``a_bar``, ``b_bar``,
-    ``alpha_cafe`` and ``beta_cafe``. Returns an ``xarray.Dataset`` with
-    ``a_cafe = alpha_cafe - a_bar`` and ``b_cafe = beta_cafe - b_bar``, both
-    with dims (chain, draw, cafe): the subtraction is made in every draw, so
-    the offsets keep their full posterior (SDs, intervals, correlations), not
-    only their means. ``.to_dataframe()`` gives a tidy table.
-    """
-    if isinstance(idata, Fit):
-        idata = idata.raw
-    post = getattr(idata, "posterior", None)
-    needed = ("a_bar", "b_bar", "alpha_cafe", "beta_cafe")
-    if post is None or any(v not in post for v in needed):
-        raise InputError(
-            "unbake needs the InferenceData of fit_pymc (or its Fit), whose "
-            f"posterior holds {', '.join(needed)}; got {type(idata).__name__}."
-        )
-    import xarray as xr
-
-    return xr.Dataset(
-        {
-            "a_cafe": post["alpha_cafe"] - post["a_bar"],
-            "b_cafe": post["beta_cafe"] - post["b_bar"],
-        }
-    )
 
 
 def _normal_formula(text: str) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from multilevel import validate
 from multilevel.errors import InputError
 from multilevel.fit import varcorr_names
 
@@ -95,41 +96,6 @@ def covariance_matrix(sigma_a: float, sigma_b: float, rho: float) -> np.ndarray:
     return sigmas @ R @ sigmas
 
 
-def _check_finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(
-            f"{name} must be a real number, got {value!r} "
-            f"({type(value).__name__}); pass e.g. {name}=1.0."
-        )
-    value = float(value)
-    if not np.isfinite(value):
-        raise InputError(f"{name} must be finite, got {value!r}; pass a real number.")
-    return value
-
-
-def _check_scale(name: str, value: object) -> float:
-    value = _check_finite(name, value)
-    if value <= 0:
-        raise InputError(
-            f"{name} is a standard deviation and must be > 0, got {value!r}; "
-            f"pass a positive value such as {name}=0.5."
-        )
-    return value
-
-
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(
-            f"{name} must be a whole number >= {minimum}, got {value!r} "
-            f"({type(value).__name__}); pass an int such as {name}={max(minimum, 2)}."
-        )
-    if value < minimum:
-        raise InputError(
-            f"{name} must be >= {minimum}, got {value!r}; pass a larger {name}."
-        )
-    return int(value)
-
-
 def _check_visits(visits: object, n_cafes: int) -> np.ndarray:
     if isinstance(visits, (str, bytes)) or not isinstance(
         visits, (Sequence, np.ndarray, pd.Series)
@@ -145,16 +111,11 @@ def _check_visits(visits: object, n_cafes: int) -> np.ndarray:
             f"count per cafe, or set n_cafes=len(visits)."
         )
     for j, v in enumerate(values):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            raise InputError(
-                f"visits[{j}] is {v!r}, not a whole number; visit counts must be "
-                f"positive integers."
-            )
-        if v < 1:
-            raise InputError(
-                f"visits[{j}] is {v}; every cafe needs at least one visit. Drop "
-                f"the cafe (and lower n_cafes) instead of giving it 0 visits."
-            )
+        validate.whole_number(
+            f"visits[{j}]", v, 1,
+            fix="every cafe needs at least one visit. Drop the cafe (and lower "
+            "n_cafes) instead of giving it 0 visits.",
+        )
     return np.asarray(values, dtype=np.int64)
 
 
@@ -210,21 +171,20 @@ def simulate_cafes(
     if isinstance(seed, np.random.Generator):
         rng = seed
     elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        if seed < 0:
-            raise InputError(f"seed must be a non-negative int, got {seed}.")
-        rng = np.random.default_rng(int(seed))
+        rng = np.random.default_rng(validate.seed(seed))
     else:
         raise InputError(
             f"seed must be an int or a numpy.random.Generator, got "
             f"{type(seed).__name__}; pass e.g. seed=1234."
         )
-    n_cafes = _check_count("n_cafes", n_cafes, 2)
-    a = _check_finite("a", a)
-    b = _check_finite("b", b)
-    sigma_a = _check_scale("sigma_a", sigma_a)
-    sigma_b = _check_scale("sigma_b", sigma_b)
-    sigma = _check_scale("sigma", sigma)
-    rho = _check_finite("rho", rho)
+    n_cafes = validate.whole_number("n_cafes", n_cafes, 2)
+    a = validate.real_number("a", a, example=1.0)
+    b = validate.real_number("b", b, example=1.0)
+    sd = dict(positive=True, what="a standard deviation", example=0.5)
+    sigma_a = validate.real_number("sigma_a", sigma_a, **sd)
+    sigma_b = validate.real_number("sigma_b", sigma_b, **sd)
+    sigma = validate.real_number("sigma", sigma, **sd)
+    rho = validate.real_number("rho", rho, example=-0.7)
     if not -1 < rho < 1:
         raise InputError(
             f"rho is a correlation and must lie strictly between -1 and 1, got "
@@ -232,11 +192,11 @@ def simulate_cafes(
             f"singular)."
         )
     if visits is None:
-        n_visits = _check_count("n_visits", n_visits, 1)
+        n_visits = validate.whole_number("n_visits", n_visits, 1)
         counts = np.full(n_cafes, n_visits, dtype=np.int64)
     else:
         counts = _check_visits(visits, n_cafes)
-    no_afternoon = _check_count("no_afternoon", no_afternoon, 0)
+    no_afternoon = validate.whole_number("no_afternoon", no_afternoon, 0)
     if no_afternoon > n_cafes:
         raise InputError(
             f"no_afternoon is {no_afternoon} but there are only {n_cafes} cafes; "

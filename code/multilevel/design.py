@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from multilevel import validate
 from multilevel.errors import InputError
 from multilevel.formula import INTERCEPT, MixedFormula, check_data
 
@@ -161,8 +162,7 @@ def design_matrices(
     :class:`~multilevel.errors.InputError`.
     """
     _check_order(order)
-    if not isinstance(sparse, bool):
-        raise InputError(f"sparse must be True or False, got {sparse!r}.")
+    validate.flag("sparse", sparse)
     parsed = check_data(data, formula)
     n = len(data)
     y = data[parsed.response].to_numpy(dtype=float)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import pandas as pd
 
+from multilevel import validate
 from multilevel.errors import InputError
 
 __all__ = ["Table", "table"]
@@ -132,13 +133,15 @@ def table(
                 f"digits names columns that are not in the table: "
                 f"{sorted(unknown)}; the columns are {list(map(str, df.columns))}"
             )
-        per_column = {str(c): int(digits.get(str(c), 2)) for c in df.columns}
+        per_column = {
+            str(c): validate.whole_number(
+                f"digits[{str(c)!r}]", digits.get(str(c), 2), 0
+            )
+            for c in df.columns
+        }
     else:
-        if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
-            raise InputError(f"digits must be an integer >= 0, got {digits!r}")
-        per_column = {str(c): int(digits) for c in df.columns}
-    if any(d < 0 for d in per_column.values()):
-        raise InputError(f"digits must be >= 0, got {digits!r}")
+        digits = validate.whole_number("digits", digits, 0)
+        per_column = {str(c): digits for c in df.columns}
     if index is None:
         index = not isinstance(df.index, pd.RangeIndex) or df.index.name is not None
 

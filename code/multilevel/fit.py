@@ -32,6 +32,12 @@ GROUP_COLUMNS = ("group", "term", "estimate", "std_error", "lower", "upper")
 #: What the intervals of a Fit are.
 INTERVAL_KINDS = ("profile", "Wald", "HDI", "equal-tailed", "none")
 
+#: When MCMC draws are good enough to summarise (Vehtari et al. 2021): the
+#: largest r-hat below R_HAT_MAX, the smallest bulk ESS at least
+#: ESS_BULK_MIN, and no divergent transition. See :func:`converged`.
+R_HAT_MAX = 1.01
+ESS_BULK_MIN = 400
+
 
 def sd_name(term: str, group: str) -> str:
     """lme4's name of the standard deviation of ``term`` across ``group``."""
@@ -100,6 +106,8 @@ def check_fit_tables(fit: Fit) -> None:
     for name, table, cols in (
         ("fixed", fit.fixed, FIXED_COLUMNS),
         ("varcorr", fit.varcorr, VARCORR_COLUMNS),
+        ("ranef", fit.ranef, GROUP_COLUMNS),
+        ("coef", fit.coef, GROUP_COLUMNS),
     ):
         if not isinstance(table, pd.DataFrame):
             problems.append(f"{name} is a {type(table).__name__}, not a DataFrame")
@@ -107,14 +115,9 @@ def check_fit_tables(fit: Fit) -> None:
         missing = [c for c in cols if c not in table.columns]
         if missing:
             problems.append(f"{name} lacks columns {missing}")
-    for name, table in (("ranef", fit.ranef), ("coef", fit.coef)):
-        if not isinstance(table, pd.DataFrame):
-            problems.append(f"{name} is a {type(table).__name__}, not a DataFrame")
-            continue
-        missing = [c for c in GROUP_COLUMNS if c not in table.columns]
-        if missing:
-            problems.append(f"{name} lacks columns {missing}")
-        elif len(table) and not all(isinstance(g, str) for g in table["group"]):
+        elif cols is GROUP_COLUMNS and len(table) and not all(
+            isinstance(g, str) for g in table["group"]
+        ):
             problems.append(f"{name}.group must hold strings (str(label))")
     if fit.interval not in INTERVAL_KINDS:
         problems.append(f"interval {fit.interval!r} is not one of {INTERVAL_KINDS}")
@@ -128,40 +131,37 @@ def check_fit_tables(fit: Fit) -> None:
         )
 
 
-def check_fit_arguments(data: Any, *, reml: Any, level: Any) -> None:
-    """Refuse the arguments every likelihood fitter shares when they are wrong.
+def convergence_problems(diagnostics: dict[str, Any]) -> list[str]:
+    """What breaks the convergence rule in a sampler's ``diagnostics``
+    (``r_hat_max``, ``ess_bulk_min``, ``divergences``); empty when none.
 
-    ``data`` must be a DataFrame, ``reml`` a bool and ``level`` a number in
-    (0, 1); raises :class:`multilevel.errors.InputError` saying which.
+    A missing or NaN value breaks the rule: it was not shown to hold.
     """
-    from multilevel.errors import InputError
-
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(
-            f"data must be a pandas DataFrame, got {type(data).__name__}."
+    problems = []
+    divergences = diagnostics.get("divergences")
+    if divergences is None or not divergences == 0:
+        problems.append(
+            f"{divergences} divergent transitions: the posterior may be "
+            "biased; try centered=False or more tuning."
         )
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
-        0 < level < 1
-    ):
-        raise InputError(f"level must be a number in (0, 1), got {level!r}.")
-    if not isinstance(reml, bool):
-        raise InputError(f"reml must be True or False, got {reml!r}.")
+    r_hat = diagnostics.get("r_hat_max")
+    if r_hat is None or not r_hat < R_HAT_MAX:
+        problems.append(
+            f"r-hat up to {r_hat:.3f} (>= {R_HAT_MAX}): chains disagree; "
+            "sample longer."
+            if isinstance(r_hat, float) else f"r-hat is {r_hat!r}, not a number."
+        )
+    ess = diagnostics.get("ess_bulk_min")
+    if ess is None or not ess >= ESS_BULK_MIN:
+        problems.append(
+            f"bulk ESS down to {ess:.0f} (< {ESS_BULK_MIN}): too few "
+            "effective draws for reliable summaries."
+            if isinstance(ess, float) else f"bulk ESS is {ess!r}, not a number."
+        )
+    return problems
 
 
-def wald_group_table(groups, terms, estimate, std_error, z: float) -> pd.DataFrame:
-    """A ``ranef``/``coef`` table from (groups x terms) arrays of estimates and
-    standard errors, with intervals estimate -/+ z * std_error."""
-    import numpy as np
-
-    estimate = np.asarray(estimate, dtype=float)
-    std_error = np.asarray(std_error, dtype=float)
-    return pd.DataFrame(
-        {
-            "group": np.repeat(np.array(list(groups), dtype=object), len(terms)),
-            "term": np.tile(np.array(list(terms), dtype=object), len(groups)),
-            "estimate": estimate.ravel(),
-            "std_error": std_error.ravel(),
-            "lower": (estimate - z * std_error).ravel(),
-            "upper": (estimate + z * std_error).ravel(),
-        }
-    )
+def converged(diagnostics: dict[str, Any]) -> bool:
+    """The one convergence rule: r-hat < R_HAT_MAX, bulk ESS >= ESS_BULK_MIN
+    and no divergence (see :func:`convergence_problems`)."""
+    return not convergence_problems(diagnostics)

@@ -42,25 +42,32 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from multilevel import engines, validate
+from multilevel.design import group_levels
 from multilevel.errors import R_INSTALL_COMMAND, EngineMissingError, InputError
-from multilevel.fit import Fit, check_fit_arguments, varcorr_names
+from multilevel.fit import Fit
+from multilevel.formula import check_data
+from multilevel.tables import (
+    COEF_STD_ERROR_NOTE,
+    group_coef_table,
+    joint_coef_covariance,
+    varcorr_table,
+    wald_group_table,
+)
 
 __all__ = [
-    "COEF_STD_ERROR_NOTE",
+    "COEF_STD_ERROR_NOTE",  # from multilevel.tables, for older imports
     "display_lmer",
     "fit_lmer",
+    "joint_coef_covariance",  # from multilevel.tables, for older imports
     "r_available",
+    "r_versions",
     "require_r",
 ]
 
-RPY2_INSTALL_COMMAND = '.venv/bin/pip install "rpy2<3.6"'
+ENGINE = engines.engine("lmer")
 
-COEF_STD_ERROR_NOTE = (
-    "coef std_error from the joint conditional covariance of fixed effects "
-    "and offsets (sigma^2 C^-1 of the mixed-model equations at the estimated "
-    "theta and sigma): includes fixed-effect uncertainty, not that of "
-    "theta or sigma"
-)
+RPY2_INSTALL_COMMAND = '.venv/bin/pip install "rpy2<3.6"'
 
 # A plain R/Python identifier: the only column names the bridge accepts.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
@@ -111,6 +118,19 @@ def _missing_part() -> str | None:
 def r_available() -> bool:
     """True when rpy2, R and lme4 are all installed (starts R once)."""
     return _missing_part() is None
+
+
+def r_versions() -> dict[str, str | None]:
+    """R's version string and lme4's version; None for both where R, rpy2
+    or lme4 is missing."""
+    if not r_available():
+        return {"R": None, "lme4": None}
+    import rpy2.robjects as ro
+
+    with _quiet_console():
+        r = str(ro.r("R.version.string")[0])
+        lme4 = str(ro.r('as.character(packageVersion("lme4"))')[0])
+    return {"R": r, "lme4": lme4}
 
 
 def require_r() -> None:
@@ -222,8 +242,6 @@ def _r_function(code: str) -> Any:
 
 
 def _parse(data: pd.DataFrame, formula: str) -> Any:
-    from multilevel.formula import check_data
-
     parsed = check_data(data, formula)
     names = [parsed.response, parsed.group]
     names += [t for t in parsed.fixed_terms if t != "(Intercept)"]
@@ -245,8 +263,6 @@ def _parse(data: pd.DataFrame, formula: str) -> Any:
 
 def _levels(data: pd.DataFrame, parsed: Any) -> tuple[list[str], list[str]]:
     """Group levels in design.py's (R's factor) order, and each row's label."""
-    from multilevel.design import group_levels
-
     labels, index = group_levels(data[parsed.group])
     return labels, [labels[i] for i in index]
 
@@ -300,9 +316,8 @@ def fit_lmer(
     ``fit.interval`` is ``"Wald"``. See the module docstring for how each
     table is computed, in particular the ``coef`` standard errors.
     """
-    check_fit_arguments(data, reml=reml, level=level)
-    if not isinstance(profile, bool):
-        raise InputError(f"profile must be True or False, got {profile!r}.")
+    validate.fit_arguments(data, reml=reml, level=level)
+    validate.flag("profile", profile)
     parsed = _parse(data, formula)
     require_r()
     import rpy2.robjects as ro
@@ -353,7 +368,7 @@ def fit_lmer(
     coef = _coef_table(r, ranef, z)
     method = "REML" if reml else "ML"
     return Fit(
-        engine="lme4",
+        engine=ENGINE.label,
         method=method,
         formula=parsed.text,
         fixed=fixed,
@@ -431,13 +446,7 @@ def _varcorr_table(
         for k in range(j + 1, len(terms)):
             estimates.append(cor[k, j])
     estimates.append(float(r["sigma"][0]))
-    names = varcorr_names(terms, parsed.group)
-    table = pd.DataFrame({"estimate": estimates}, index=names)
-    table.index.name = "name"
-    ci = ci.reindex(names)
-    table["lower"] = ci["lower"].to_numpy()
-    table["upper"] = ci["upper"].to_numpy()
-    return table
+    return varcorr_table(estimates, terms, parsed.group, ci)
 
 
 def _ranef_table(r: dict[str, Any], z: float) -> pd.DataFrame:
@@ -447,60 +456,7 @@ def _ranef_table(r: dict[str, Any], z: float) -> pd.DataFrame:
     modes = np.asarray(r["ranef"], dtype=float).reshape(n_groups, k)
     post = np.asarray(r["post_var"], dtype=float).reshape(k, k, n_groups, order="F")
     sd = np.sqrt(np.stack([np.diag(post[:, :, j]) for j in range(n_groups)]))
-    rows = []
-    for j, g in enumerate(groups):
-        for i, t in enumerate(terms):
-            est, s = modes[j, i], sd[j, i]
-            rows.append((g, t, est, s, est - z * s, est + z * s))
-    return pd.DataFrame(
-        rows, columns=["group", "term", "estimate", "std_error", "lower", "upper"]
-    )
-
-
-def joint_coef_covariance(
-    X: np.ndarray,
-    zmat: np.ndarray,
-    codes: np.ndarray,
-    T: np.ndarray,
-    sigma: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prediction-error covariances of the mixed-model equations, by group.
-
-    With one grouping factor, ``Z Lambda`` is block diagonal: group ``j`` has
-    rows ``z_i`` (the random-effects model matrix) and template ``T`` (lme4's
-    ``Tlist``), so ``b_j = T u_j``. The mixed-model equations
-
-        C = [[X'X, X'Z Lambda], [Lambda'Z'X, Lambda'Z'Z Lambda + I]]
-
-    give ``Var([beta_hat - beta; u_hat - u]) = sigma^2 C^-1`` (Henderson).
-    Eliminating the block-diagonal part per group (Schur complement
-    ``S = X'X - sum_j B_j' A_j^-1 B_j`` with ``A_j = T'Z_j'Z_j T + I`` and
-    ``B_j = T'Z_j'X_j``) costs O(groups).
-
-    Returns ``(V_beta, V_b, C_beta_b)``: the fixed-effect covariance (p x p,
-    equal to lme4's ``vcov``), the offsets' covariance per group
-    (groups x k x k) and the fixed-offset cross covariance (groups x p x k),
-    all including the uncertainty of the fixed effects.
-    """
-    n_groups = int(codes.max()) + 1
-    k = zmat.shape[1]
-    ZtZ = np.zeros((n_groups, k, k))
-    ZtX = np.zeros((n_groups, k, X.shape[1]))
-    np.add.at(ZtZ, codes, zmat[:, :, None] * zmat[:, None, :])
-    np.add.at(ZtX, codes, zmat[:, :, None] * X[:, None, :])
-    A = np.einsum("ai,gab,bj->gij", T, ZtZ, T) + np.eye(k)
-    B = np.einsum("ai,gab->gib", T, ZtX)
-    A_inv = np.linalg.inv(A)
-    A_inv_B = A_inv @ B
-    S = X.T @ X - np.einsum("gip,giq->pq", B, A_inv_B)
-    S_inv = np.linalg.inv(S)
-    V_beta = sigma**2 * S_inv
-    # Cov(beta_hat, u_hat_j) = -sigma^2 S^-1 B_j' A_j^-1
-    C_beta_u = -sigma**2 * np.einsum("pq,giq->gpi", S_inv, A_inv_B)
-    V_u = sigma**2 * (A_inv + np.einsum("gip,pq,gjq->gij", A_inv_B, S_inv, A_inv_B))
-    V_b = np.einsum("ia,gab,jb->gij", T, V_u, T)
-    C_beta_b = np.einsum("gpa,ja->gpj", C_beta_u, T)
-    return V_beta, V_b, C_beta_b
+    return wald_group_table(groups, terms, modes, sd, z)
 
 
 def _coef_table(r: dict[str, Any], ranef: pd.DataFrame, z: float) -> pd.DataFrame:
@@ -513,23 +469,11 @@ def _coef_table(r: dict[str, Any], ranef: pd.DataFrame, z: float) -> pd.DataFram
     codes = np.asarray(r["codes"], dtype=int) - 1
     T = np.asarray(r["Tmat"], dtype=float).reshape(len(rand_terms), len(rand_terms))
     sigma = float(r["sigma"][0])
-    V_beta, V_b, C_beta_b = joint_coef_covariance(X, zmat, codes, T, sigma)
-    terms = fixed_terms + [t for t in rand_terms if t not in fixed_terms]
-    # coef_j = M beta + N b_j
-    M = np.array([[float(t == f) for f in fixed_terms] for t in terms])
-    N = np.array([[float(t == q) for q in rand_terms] for t in terms])
+    covariances = joint_coef_covariance(X, zmat, codes, T, sigma)
     modes = ranef.pivot(index="group", columns="term", values="estimate")
     modes = modes.loc[groups, rand_terms].to_numpy()
-    rows = []
-    for j, g in enumerate(groups):
-        est = M @ beta + N @ modes[j]
-        cross = M @ C_beta_b[j] @ N.T
-        cov = M @ V_beta @ M.T + N @ V_b[j] @ N.T + cross + cross.T
-        se = np.sqrt(np.diag(cov))
-        for i, t in enumerate(terms):
-            rows.append((g, t, est[i], se[i], est[i] - z * se[i], est[i] + z * se[i]))
-    return pd.DataFrame(
-        rows, columns=["group", "term", "estimate", "std_error", "lower", "upper"]
+    return group_coef_table(
+        groups, fixed_terms, rand_terms, beta, modes, covariances, z
     )
 
 
@@ -537,13 +481,12 @@ def display_lmer(fit: Fit | Any, digits: int = 2) -> str:
     """The text of ``arm::display(m)`` for a lme4 Fit (or a raw merMod)."""
     require_r()
     model = fit.raw if isinstance(fit, Fit) else fit
-    if isinstance(fit, Fit) and fit.engine != "lme4":
+    if isinstance(fit, Fit) and fit.engine != ENGINE.label:
         raise InputError(
             f"display_lmer needs a lme4 Fit, got one from {fit.engine!r}; "
             "fit with multilevel.lmer.fit_lmer first."
         )
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-        raise InputError(f"digits must be a non-negative int, got {digits!r}.")
+    digits = validate.whole_number("digits", digits, 0)
     with _quiet_console():
         lines = _r_function(_R_DISPLAY)(model, digits)
     return "\n".join(str(s) for s in lines)

@@ -49,15 +49,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from multilevel.fit import (
-    Fit,
-    check_fit_arguments,
-    varcorr_names,
+from multilevel import engines, validate
+from multilevel.design import design_matrices
+from multilevel.fit import Fit
+from multilevel.tables import (
+    COEF_STD_ERROR_NOTE,
+    group_coef_table,
+    joint_coef_covariance,
+    varcorr_table,
+    varcorr_values,
+    wald_fixed_table,
     wald_group_table,
 )
-from multilevel.lmer import COEF_STD_ERROR_NOTE, joint_coef_covariance
 
 __all__ = ["fit_statsmodels"]
+
+ENGINE = engines.engine("statsmodels")
 
 #: lme4's ``isSingular`` tolerance on the diagonal of the relative factor.
 SINGULAR_TOL = 1e-4
@@ -89,9 +96,7 @@ def fit_statsmodels(
     """Fit ``formula`` with statsmodels' MixedLM; return a Fit (Wald)."""
     from statsmodels.regression.mixed_linear_model import MixedLM
 
-    from multilevel.design import design_matrices
-
-    check_fit_arguments(data, reml=reml, level=level)
+    validate.fit_arguments(data, reml=reml, level=level)
     design = design_matrices(data, formula, sparse=True)
     parsed = design.formula
     rand_terms = list(parsed.random_terms)
@@ -126,23 +131,11 @@ def fit_statsmodels(
     z = stats.norm.ppf(0.5 + level / 2)
     beta = np.asarray(result.fe_params, dtype=float)
     se = np.asarray(result.bse_fe, dtype=float)
-    fixed = pd.DataFrame(
-        {"estimate": beta, "std_error": se, "lower": beta - z * se,
-         "upper": beta + z * se},
-        index=pd.Index(fixed_terms, name="term"),
-    )
+    fixed = wald_fixed_table(fixed_terms, beta, se, z)
 
     scale = float(result.scale)
-    sd = np.sqrt(np.diag(cov_re))
-    estimates = []
-    for j in range(len(rand_terms)):
-        estimates.append(sd[j])
-        for k in range(j + 1, len(rand_terms)):
-            estimates.append(cov_re[k, j] / (sd[j] * sd[k]))
-    estimates.append(np.sqrt(scale))
-    varcorr = pd.DataFrame(
-        {"estimate": estimates, "lower": np.nan, "upper": np.nan},
-        index=pd.Index(varcorr_names(rand_terms, parsed.group), name="name"),
+    varcorr = varcorr_table(
+        varcorr_values(cov_re, np.sqrt(scale)), rand_terms, parsed.group
     )
 
     groups = list(design.groups)
@@ -153,22 +146,12 @@ def fit_statsmodels(
     ranef = wald_group_table(groups, rand_terms, modes, post_sd, z)
 
     T = _relative_factor(cov_re, scale)
-    V_beta, V_b, C_beta_b = joint_coef_covariance(
+    covariances = joint_coef_covariance(
         np.asarray(design.X, dtype=float), zmat, codes, T, np.sqrt(scale)
     )
-    terms = fixed_terms + [t for t in rand_terms if t not in fixed_terms]
-    M = np.array([[float(t == f) for f in fixed_terms] for t in terms])
-    N = np.array([[float(t == q) for q in rand_terms] for t in terms])
-    coef_est = modes @ N.T + M @ beta
-    cross = np.einsum("ip,gpk,jk->gij", M, C_beta_b, N)
-    cov = (
-        M @ V_beta @ M.T
-        + np.einsum("ia,gab,jb->gij", N, V_b, N)
-        + cross
-        + np.transpose(cross, (0, 2, 1))
+    coef = group_coef_table(
+        groups, fixed_terms, rand_terms, beta, modes, covariances, z
     )
-    coef_se = np.sqrt(np.einsum("gii->gi", cov))
-    coef = wald_group_table(groups, terms, coef_est, coef_se, z)
 
     singular = bool(np.any(np.abs(np.diag(T)) < SINGULAR_TOL))
     if singular:
@@ -177,7 +160,7 @@ def fit_statsmodels(
             f"factor is below {SINGULAR_TOL} (lme4's isSingular rule)"
         )
     return Fit(
-        engine="statsmodels",
+        engine=ENGINE.label,
         method="REML" if reml else "ML",
         formula=parsed.text,
         fixed=fixed,
@@ -198,7 +181,7 @@ def fit_statsmodels(
             "ranef_std_error": "random_effects_cov (fixed effects treated as known)",
             "varcorr_interval": VARCORR_NOTE,
             "fixed_std_error_given_theta": dict(
-                zip(fixed_terms, np.sqrt(np.diag(V_beta)).tolist(), strict=True)
+                zip(fixed_terms, np.sqrt(np.diag(covariances[0])).tolist(), strict=True)
             ),
         },
         raw=result,

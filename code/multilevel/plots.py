@@ -21,36 +21,20 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.transforms import blended_transform_factory
 
+from multilevel.design import DesignMatrices
 from multilevel.errors import InputError
 from multilevel.fit import Fit
 
-#: Okabe & Ito (2008): orange, sky blue, bluish green, yellow, blue,
-#: vermillion, reddish purple, black.
-OKABE_ITO = (
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442",
-    "#0072B2", "#D55E00", "#CC79A7", "#000000",
-)
-#: Engine colours in order of appearance (yellow left out: too pale on white).
-SERIES_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-SERIES_MARKERS = ("o", "s", "D", "^", "v", "P")
-TRUTH_COLOR = "#000000"
-WIDTH = 6.5  # inches: the text width of the PDF
-
-FONT = {"axes.titlesize": 10, "axes.labelsize": 9}
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig
-
-
-def _style(ax) -> None:
-    ax.tick_params(labelsize=8)
-    ax.title.set_fontsize(FONT["axes.titlesize"])
-    ax.xaxis.label.set_fontsize(FONT["axes.labelsize"])
-    ax.yaxis.label.set_fontsize(FONT["axes.labelsize"])
-    ax.grid(True, color="#DDDDDD", linewidth=0.6)
-    ax.set_axisbelow(True)
+# no_pooling_coef and the style's names are also offered here, where the
+# chapters find them next to the figures that use them
+from multilevel.pooling import no_pooling_coef as no_pooling_coef
+from multilevel.pooling import paired_coefficients
+from multilevel.style import OKABE_ITO as OKABE_ITO
+from multilevel.style import SERIES_COLORS as SERIES_COLORS
+from multilevel.style import SERIES_MARKERS as SERIES_MARKERS
+from multilevel.style import TRUTH_COLOR as TRUTH_COLOR
+from multilevel.style import WIDTH as WIDTH
+from multilevel.style import figure, style_axes
 
 
 def _need_frame(obj, name: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -108,7 +92,7 @@ def plot_cafes(data: pd.DataFrame, truth=None, *, group: str = "cafe",
     pos = data[group].map(position).to_numpy(dtype=float)
     afternoon = data[x].to_numpy() == 1
 
-    fig = _figure(WIDTH, 3.2)
+    fig = figure(WIDTH, 3.2)
     ax = fig.add_subplot()
     offset = 0.18
     ax.scatter(pos[~afternoon] - offset, data[y].to_numpy()[~afternoon], s=12,
@@ -147,7 +131,7 @@ def plot_cafes(data: pd.DataFrame, truth=None, *, group: str = "cafe",
     ax.set_xlabel(f"{group} (ordered by mean morning {y})")
     ax.set_ylabel(y)
     ax.legend(fontsize=8, ncols=3, loc="upper left", frameon=False)
-    _style(ax)
+    style_axes(ax)
     return fig
 
 
@@ -165,8 +149,6 @@ def plot_z(Z, *, n_terms: int | None = None, order: str | None = None,
     block per term; interleaved layouts get a separator per group. Only the
     first ``max_rows`` rows are drawn if given.
     """
-    from multilevel.design import DesignMatrices
-
     if isinstance(Z, DesignMatrices):
         dm = Z
         matrix = dm.Z
@@ -200,7 +182,7 @@ def plot_z(Z, *, n_terms: int | None = None, order: str | None = None,
     n, cols = matrix.shape
     J = cols // n_terms
 
-    fig = _figure(WIDTH, 4.0)
+    fig = figure(WIDTH, 4.0)
     ax = fig.add_subplot()
     vmax = np.abs(matrix).max() or 1.0
     image = ax.imshow(matrix, aspect="auto", interpolation="nearest",
@@ -223,7 +205,7 @@ def plot_z(Z, *, n_terms: int | None = None, order: str | None = None,
                 ha="center", va="bottom", fontsize=9, gid="block-label")
     ax.set_xlabel(f"column of Z ({order} layout)")
     ax.set_ylabel("observation")
-    _style(ax)
+    style_axes(ax)
     ax.grid(False)
     return fig
 
@@ -284,7 +266,7 @@ def _interval_panels(fits, attr: str, truth_values: pd.Series | None,
         raise InputError(f"{what}: the tables are empty.")
     ncols = ncols or len(names)
     nrows = int(np.ceil(len(names) / ncols))
-    fig = _figure(WIDTH, 0.5 + nrows * (0.45 * len(tables) + 0.9))
+    fig = figure(WIDTH, 0.5 + nrows * (0.45 * len(tables) + 0.9))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(names):]:
         ax.remove()
@@ -308,7 +290,7 @@ def _interval_panels(fits, attr: str, truth_values: pd.Series | None,
         ax.set_yticks(range(len(tables)), [label for label, _ in tables][::-1])
         ax.set_ylim(-0.6, len(tables) - 0.4)
         ax.set_title((titles or {}).get(name, name))
-        _style(ax)
+        style_axes(ax)
     for ax in axes[1:len(names)]:
         if ax.get_subplotspec().colspan.start != 0:
             ax.tick_params(labelleft=False)
@@ -420,7 +402,7 @@ def plot_varying(fit_a, fit_b, kind: str = "ranef", intervals: bool = True,
             "engines to the same data and formula."
         )
     terms = list(dict.fromkeys(a["term"]))
-    fig = _figure(WIDTH, WIDTH / len(terms) + 0.3)
+    fig = figure(WIDTH, WIDTH / len(terms) + 0.3)
     axes = fig.subplots(1, len(terms), squeeze=False).ravel()
     for ax, term in zip(axes, terms):
         rows = joined[joined["term"] == term]
@@ -454,7 +436,7 @@ def plot_varying(fit_a, fit_b, kind: str = "ranef", intervals: bool = True,
         ax.set_title(term)
         ax.set_xlabel(label_a)
         ax.set_ylabel(label_b)
-        _style(ax)
+        style_axes(ax)
     return fig
 
 
@@ -475,8 +457,6 @@ def plot_shrinkage(no_pooling, partial, population,
     if len(terms) != 2:
         raise InputError(f"plot_shrinkage draws two terms, got {list(terms)}.")
     t0, t1 = terms
-    from multilevel.pooling import paired_coefficients
-
     np_wide, pp_wide = paired_coefficients(no_pooling, partial, list(terms))
     if isinstance(population, Fit):
         mean = population.fixed["estimate"]
@@ -492,7 +472,7 @@ def plot_shrinkage(no_pooling, partial, population,
     end = pp_wide.loc[groups, [t0, t1]].to_numpy(float)
     defined = np.isfinite(start).all(axis=1)
 
-    fig = _figure(WIDTH * 0.75, WIDTH * 0.6)
+    fig = figure(WIDTH * 0.75, WIDTH * 0.6)
     ax = fig.add_subplot()
     ax.scatter(start[defined, 0], start[defined, 1], s=24, facecolors="none",
                edgecolors=SERIES_COLORS[1], marker="o", label="no pooling",
@@ -508,39 +488,9 @@ def plot_shrinkage(no_pooling, partial, population,
     ax.set_xlabel(t0)
     ax.set_ylabel(t1)
     ax.legend(fontsize=8, frameon=False)
-    _style(ax)
+    style_axes(ax)
     ax.autoscale_view()
     return fig
-
-
-def no_pooling_coef(data: pd.DataFrame, formula) -> pd.DataFrame:
-    """Each group's own least-squares coefficients (no pooling), long form.
-
-    Fits the random terms of ``formula`` by ordinary least squares within
-    each group separately. A term that a group's own data cannot identify
-    gets NaN, the others their least-squares estimate (as R's ``lm``
-    reports ``NA`` for an aliased coefficient): a cafe never visited in the
-    afternoon has no slope, but its intercept is its morning mean.
-    Columns ``group``, ``term``, ``estimate`` (labels as strings).
-    """
-    from multilevel.design import design_matrices
-
-    dm = design_matrices(data, formula, order="blocked")
-    J, q = dm.n_groups, dm.q
-    rows = []
-    for j, label in enumerate(dm.groups):
-        mask = dm.group_index == j
-        T = np.column_stack(
-            [dm.Z[mask, k * J + j] for k in range(q)]
-        )
-        y = dm.y[mask]
-        estimate = np.linalg.lstsq(T, y, rcond=None)[0]  # minimum norm
-        # term k is identified iff e_k lies in the row space of T
-        identified = np.isclose(np.diag(np.linalg.pinv(T) @ T), 1.0)
-        estimate[~identified] = np.nan
-        for k, term in enumerate(dm.random_terms):
-            rows.append((label, term, float(estimate[k])))
-    return pd.DataFrame(rows, columns=["group", "term", "estimate"])
 
 
 # ------------------------------------------------------------ diagnostics
@@ -591,7 +541,7 @@ def plot_rank(fit, quantities: Mapping[str, str] | None = None,
     post = _posterior(fit)
     ncols = 3
     nrows = -(-len(quantities) // ncols)
-    fig = _figure(WIDTH, 1.7 * nrows + 0.3)
+    fig = figure(WIDTH, 1.7 * nrows + 0.3)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(quantities):]:
         ax.set_visible(False)
@@ -609,7 +559,7 @@ def plot_rank(fit, quantities: Mapping[str, str] | None = None,
         ax.set_title(title)
         ax.set_yticks([])
         ax.set_xlabel("rank")
-        _style(ax)
+        style_axes(ax)
     axes[0].legend(fontsize=7, frameon=False)
     return fig
 
@@ -622,7 +572,7 @@ def plot_pointing() -> Figure:
     Two boxes with the two ways of writing the expected wait of cafe j,
     joined by arrows both ways, and the identities that make them one.
     """
-    fig = _figure(WIDTH, 2.4)
+    fig = figure(WIDTH, 2.4)
     ax = fig.add_subplot()
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 4)

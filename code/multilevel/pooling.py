@@ -4,7 +4,7 @@ Three ways to estimate each group's coefficients (Gelman and Hill 2007,
 ch. 12):
 
 * **no pooling**: each group's own least-squares line
-  (:func:`multilevel.plots.no_pooling_coef`); a term the group's data
+  (:func:`no_pooling_coef`); a term the group's data
   cannot identify (the slope of a cafe never visited in the afternoon) is
   NaN;
 * **complete pooling**: one least-squares line for all rows, groups
@@ -24,21 +24,26 @@ and PyMC part ways when there are few groups.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from multilevel import validate
+from multilevel.data import CAFE_GROUP, CAFE_TERMS
+from multilevel.design import design_matrices
 from multilevel.errors import InputError
-from multilevel.fit import Fit
+from multilevel.fit import Fit, cor_name, sd_name
+from multilevel.formula import parse_formula
+from multilevel.style import SERIES_COLORS, TRUTH_COLOR, WIDTH, figure, style_axes
 
 __all__ = [
     "coef_wide",
     "paired_coefficients",
     "complete_pooling",
     "group_counts",
+    "no_pooling_coef",
     "partial_pooling_intercepts",
     "plot_posterior_vs_point",
     "pooling_table",
@@ -78,7 +83,9 @@ def coef_wide(obj, what: str = "coefficients") -> pd.DataFrame:
     return wide
 
 
-def paired_coefficients(no_pooling, partial, terms) -> tuple[pd.DataFrame, pd.DataFrame]:
+def paired_coefficients(
+    no_pooling, partial, terms
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both estimates as wide tables (:func:`coef_wide`), checked to hold
     ``terms`` and the same groups, so they can be set against each other."""
     own = coef_wide(no_pooling, "no_pooling")
@@ -99,13 +106,39 @@ def paired_coefficients(no_pooling, partial, terms) -> tuple[pd.DataFrame, pd.Da
 
 
 def _design(data, formula):
-    from multilevel.design import design_matrices
-
     if not isinstance(data, pd.DataFrame):
         raise InputError(
             f"data must be a pandas DataFrame, got {type(data).__name__}."
         )
     return design_matrices(data, formula, order="blocked")
+
+
+def no_pooling_coef(data: pd.DataFrame, formula) -> pd.DataFrame:
+    """Each group's own least-squares coefficients (no pooling), long form.
+
+    Fits the random terms of ``formula`` by ordinary least squares within
+    each group separately. A term that a group's own data cannot identify
+    gets NaN, the others their least-squares estimate (as R's ``lm``
+    reports ``NA`` for an aliased coefficient): a cafe never visited in the
+    afternoon has no slope, but its intercept is its morning mean.
+    Columns ``group``, ``term``, ``estimate`` (labels as strings).
+    """
+    dm = design_matrices(data, formula, order="blocked")
+    J, q = dm.n_groups, dm.q
+    rows = []
+    for j, label in enumerate(dm.groups):
+        mask = dm.group_index == j
+        T = np.column_stack(
+            [dm.Z[mask, k * J + j] for k in range(q)]
+        )
+        y = dm.y[mask]
+        estimate = np.linalg.lstsq(T, y, rcond=None)[0]  # minimum norm
+        # term k is identified iff e_k lies in the row space of T
+        identified = np.isclose(np.diag(np.linalg.pinv(T) @ T), 1.0)
+        estimate[~identified] = np.nan
+        for k, term in enumerate(dm.random_terms):
+            rows.append((label, term, float(estimate[k])))
+    return pd.DataFrame(rows, columns=["group", "term", "estimate"])
 
 
 def group_counts(data: pd.DataFrame, formula: str) -> pd.DataFrame:
@@ -182,8 +215,6 @@ def pooling_table(
     ``partial``. Complete pooling gives every group the same line; for a
     varying term that is not a fixed term it is 0.
     """
-    from multilevel.plots import no_pooling_coef
-
     if not isinstance(partial, Mapping) or not partial:
         raise InputError(
             "partial must be a non-empty dict label -> Fit, e.g. "
@@ -240,18 +271,6 @@ def shrinkage(
 # ------------------------------------ partial pooling in closed form
 
 
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(
-            f"{name} is a standard deviation and must be > 0 and finite, got "
-            f"{value!r}."
-        )
-    return value
-
-
 def pooling_weight(n, sigma_a: float, sigma: float) -> np.ndarray:
     """The weight on a group's own mean after ``n`` observations.
 
@@ -259,8 +278,12 @@ def pooling_weight(n, sigma_a: float, sigma: float) -> np.ndarray:
     the group's mean (n / sigma^2) as a share of it plus the population's
     precision (1 / sigma_a^2).
     """
-    sigma_a = _check_positive("sigma_a", sigma_a)
-    sigma = _check_positive("sigma", sigma)
+    sigma_a = validate.real_number(
+        "sigma_a", sigma_a, positive=True, what="a standard deviation"
+    )
+    sigma = validate.real_number(
+        "sigma", sigma, positive=True, what="a standard deviation"
+    )
     n = np.asarray(n, dtype=float)
     if np.any(~np.isfinite(n)) or np.any(n < 1):
         raise InputError(f"n must hold counts >= 1, got {n!r}.")
@@ -283,8 +306,6 @@ def partial_pooling_intercepts(
     :func:`pooling_weight`. Returns, per group (index ``group``): ``n``,
     ``own`` (ybar_j), ``weight`` (lambda_j) and ``estimate``.
     """
-    from multilevel.formula import parse_formula
-
     parsed = parse_formula(formula, data)
     if list(parsed.fixed_terms) != ["(Intercept)"] or list(
         parsed.random_terms
@@ -293,10 +314,7 @@ def partial_pooling_intercepts(
             f"partial_pooling_intercepts needs an intercept-only formula such "
             f"as 'wait ~ 1 + (1 | cafe)', got {parsed.text!r}."
         )
-    if isinstance(mean, bool) or not isinstance(mean, numbers.Real) or not (
-        np.isfinite(mean)
-    ):
-        raise InputError(f"mean must be a finite number, got {mean!r}.")
+    mean = validate.real_number("mean", mean)
     dm = _design(data, formula)
     n = np.bincount(dm.group_index, minlength=dm.n_groups)
     own = np.bincount(dm.group_index, weights=dm.y, minlength=dm.n_groups) / n
@@ -330,9 +348,6 @@ def varcorr_draws(fit: Fit) -> pd.DataFrame:
             + (f" from {fit.engine}" if isinstance(fit, Fit) else "")
             + "."
         )
-    from multilevel.data import CAFE_GROUP, CAFE_TERMS
-    from multilevel.fit import cor_name, sd_name
-
     def flat(values) -> np.ndarray:
         return np.asarray(values.transpose("chain", "draw"), float).ravel()
 
@@ -369,8 +384,6 @@ def plot_posterior_vs_point(
     ``truth`` (a Series by name, e.g. ``Truth.varcorr``), a dashed one at
     the true value.
     """
-    from multilevel.plots import SERIES_COLORS, TRUTH_COLOR, WIDTH, _style
-
     draws = varcorr_draws(bayes)
     if not isinstance(point, Fit):
         raise InputError(f"point must be a Fit, got {type(point).__name__}.")
@@ -383,7 +396,7 @@ def plot_posterior_vs_point(
                 f"{name!r} is not a varcorr row of both fits; choose from "
                 f"{list(draws.columns)}."
             )
-    fig = Figure(figsize=(WIDTH, 2.6), layout="constrained")
+    fig = figure(WIDTH, 2.6)
     axes = fig.subplots(1, len(names), squeeze=False).ravel()
     for ax, name in zip(axes, names):
         ax.hist(draws[name], bins=bins, density=True, color=SERIES_COLORS[1],
@@ -399,6 +412,6 @@ def plot_posterior_vs_point(
                        linewidth=1.0, label="truth", gid="truth")
         ax.set_title((titles or {}).get(name, name))
         ax.set_yticks([])
-        _style(ax)
+        style_axes(ax)
     axes[0].legend(fontsize=7, frameon=False, loc="upper right")
     return fig

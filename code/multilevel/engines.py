@@ -1,0 +1,100 @@
+"""The engines, each named once.
+
+An engine has one ``name`` that the simulation study, the benchmark and the
+command lines use (``lmer``, ``reml``, ``pymc``, ``statsmodels``), and a
+``label``, the :attr:`multilevel.fit.Fit.engine` of its fits, which is what
+tables and legends show (``lme4``, ``numpy``, ``PyMC``, ``statsmodels``).
+The benchmark times some engines in more than one way (lme4 with and
+without profiles, and inside R; nutpie's compilation and its sampling);
+``timings`` names those rows of its results.
+
+The registry names fitters by module and function, so importing it imports
+no engine: :func:`fitter` imports the engine's module when it is asked for.
+A likelihood engine fits REML by default and ML with ``reml=False``
+(``methods`` lists what ``Fit.method`` can be).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from multilevel.errors import InputError
+
+__all__ = ["ENGINES", "Engine", "by_label", "engine", "fitter", "names"]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One engine: how to call it and what it is called where."""
+
+    name: str
+    label: str
+    module: str
+    function: str
+    methods: tuple[str, ...]
+    timings: tuple[str, ...]
+    needs: str = ""
+
+    @property
+    def qualified(self) -> str:
+        """``module.function`` of the fitter."""
+        return f"{self.module}.{self.function}"
+
+
+#: Every engine, in the order tables list them.
+ENGINES: tuple[Engine, ...] = (
+    Engine(
+        name="lmer", label="lme4", module="multilevel.lmer", function="fit_lmer",
+        methods=("REML", "ML"), timings=("lme4", "lme4_profile", "lme4_in_R"),
+        needs="R with lme4, through rpy2",
+    ),
+    Engine(
+        name="reml", label="numpy", module="multilevel.reml",
+        function="fit_reml", methods=("REML", "ML"), timings=("fit_reml",),
+    ),
+    Engine(
+        name="statsmodels", label="statsmodels", module="multilevel.mixedlm",
+        function="fit_statsmodels", methods=("REML", "ML"),
+        timings=("statsmodels",),
+    ),
+    Engine(
+        name="pymc", label="PyMC", module="multilevel.bayes", function="fit_pymc",
+        methods=("NUTS",),
+        timings=("nutpie_compile", "nutpie_sampling", "pymc_default"),
+    ),
+)
+
+_BY_NAME = {e.name: e for e in ENGINES}
+_BY_LABEL = {e.label: e for e in ENGINES}
+
+
+def names() -> tuple[str, ...]:
+    """The engines' names, in registry order."""
+    return tuple(_BY_NAME)
+
+
+def engine(name: str) -> Engine:
+    """The engine called ``name``; an unknown name is refused with the list."""
+    if name not in _BY_NAME:
+        raise InputError(
+            f"unknown engine {name!r}; choose one of {', '.join(_BY_NAME)}."
+        )
+    return _BY_NAME[name]
+
+
+def by_label(label: str) -> Engine:
+    """The engine whose fits carry ``Fit.engine == label``."""
+    if label not in _BY_LABEL:
+        raise InputError(
+            f"no engine labels its fits {label!r}; the labels are "
+            f"{', '.join(_BY_LABEL)}."
+        )
+    return _BY_LABEL[label]
+
+
+def fitter(name: str) -> Callable:
+    """The fitting function of engine ``name``, imported on first use."""
+    e = engine(name)
+    return getattr(importlib.import_module(e.module), e.function)

@@ -1,0 +1,139 @@
+"""The study's command line, ``python -m multilevel.study``, and the
+provenance it writes next to the results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from multilevel import provenance as _provenance
+from multilevel import validate
+from multilevel.errors import InputError
+from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX
+from multilevel.study.config import ENGINES, STATUSES, StudyConfig
+from multilevel.study.replicates import run_study
+from multilevel.study.summary import summarise
+
+
+def provenance(
+    config: StudyConfig, argv: Sequence[str], wall_seconds: float, workers: int,
+) -> dict[str, Any]:
+    """What produced a study's files: command, seeds, versions, machine."""
+    prov = _provenance.record("multilevel.study", argv)
+    prov.update(
+        master_seed=config.seed,
+        seed_scheme=(
+            "replicate i of the design with J cafes: "
+            "SeedSequence(master_seed, spawn_key=(J, i)).spawn(2) -> "
+            "(data seed, sampler seed), each generate_state(1)[0]"
+        ),
+        config={k: v for k, v in asdict(config).items() if k != "extra"},
+        pymc_thresholds={
+            "r_hat_max_below": R_HAT_MAX, "ess_bulk_min_at_least": ESS_BULK_MIN,
+            "divergences": 0,
+        },
+        wall_seconds=round(wall_seconds, 1),
+    )
+    prov["machine"]["workers"] = workers
+    return prov
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m multilevel.study",
+        description=(
+            "Simulation study of the cafe model: bias, RMSE and interval "
+            "coverage of lme4, REML-from-the-equations and PyMC."
+        ),
+    )
+    p.add_argument("--replicates", type=int, default=200,
+                   help="replicates of the main design (default 200)")
+    p.add_argument("--cafes", type=int, default=20,
+                   help="cafes in the main design (default 20)")
+    p.add_argument("--replicates-small", type=int, default=50,
+                   help="replicates of each other design (default 50)")
+    p.add_argument("--cafes-small", type=int, nargs="*", default=[5, 10, 50],
+                   help="cafes in the other designs (default 5 10 50)")
+    p.add_argument("--visits", type=int, default=10,
+                   help="visits per cafe (default 10)")
+    p.add_argument("--engines", nargs="+", default=list(ENGINES),
+                   help=f"engines to run (default: {' '.join(ENGINES)})")
+    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--tune", type=int, default=500)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--reml-intervals", choices=["profile", "none"],
+                   default="profile",
+                   help=("profile intervals of fit_reml's variance components "
+                         "(default), or none (estimates only; faster)"))
+    p.add_argument("--non-centered", action="store_true",
+                   help="sample PyMC's non-centred parametrisation")
+    p.add_argument("--replicate-ids", type=int, nargs="+", default=None,
+                   help="run only these replicate numbers of every design")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, required=True, help="master seed")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--quick", action="store_true",
+                   help=("a tiny study for tests: 2 replicates at 20 cafes and "
+                         "at 5, PyMC with 2 chains x 100 draws after 100 tuning"))
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    """The StudyConfig a command line asks for (``--quick`` overrides counts)."""
+    if args.quick:
+        args.replicates, args.replicates_small = 2, 2
+        args.cafes_small = [5]
+        args.draws, args.tune, args.chains = 100, 100, 2
+    designs = [(args.cafes, args.replicates)]
+    designs += [(j, args.replicates_small) for j in args.cafes_small]
+    designs.sort()
+    ids = None if args.replicate_ids is None else tuple(args.replicate_ids)
+    return StudyConfig(
+        designs=tuple(designs), seed=args.seed, engines=tuple(args.engines),
+        n_visits=args.visits, draws=args.draws, tune=args.tune,
+        chains=args.chains, centered=not args.non_centered,
+        reml_intervals=args.reml_intervals,
+        replicate_ids=ids,
+    )
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Run the study from the command line; write the three output files."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        validate.whole_number("workers", args.workers, 1)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    long = run_study(
+        config, workers=args.workers, progress=not args.no_progress,
+        checkpoint=out / "replicates.partial.csv",
+    )
+    wall = time.perf_counter() - t0
+    summary = summarise(long)
+    long.to_csv(out / "replicates.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    prov = provenance(config, argv, wall, args.workers)
+    prov["counts"] = {
+        "rows": len(long),
+        "status": {s: int((long["status"] == s).sum()) for s in STATUSES},
+    }
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    (out / "replicates.partial.csv").unlink(missing_ok=True)
+    print(
+        f"wrote {len(long)} rows for {len(config.tasks())} replicates to "
+        f"{out} in {wall:.0f} s"
+    )
+    return 0
