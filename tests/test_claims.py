@@ -179,3 +179,69 @@ def test_noisy_correlation_is_not_the_true_correlation_plus_a_constant():
     assert noisy_correlation(0.0, 1e-9, 1e-9, 0.5, 5, 5) == pytest.approx(
         -1 / np.sqrt(2)
     )
+
+
+# --- the built book: the printed words agree with the printed numbers --------
+#
+# These read the site `make book` built (BOOK_BUILD, default _build/) and
+# fail, as tests/test_book.py does, when there is none. Each finds a
+# sentence by its fixed words and checks its direction word against the
+# numbers printed in the same sentence.
+
+import os  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
+NUM = r"[-−+]?\d+\.\d+"
+
+
+def page_text(chapter: str) -> str:
+    page = BUILD / "html" / "book" / f"{chapter}.html"
+    if not page.is_file():
+        pytest.fail(f"no built page {page}; run make book first", pytrace=False)
+    from bookcheck.site import main_text
+
+    return re.sub(r"\s+", " ", main_text(page))
+
+
+def number(text: str) -> float:
+    return float(text.replace("−", "-"))
+
+
+@pytest.mark.book
+def test_built_lkj_exercise_says_what_its_widths_do():
+    text = page_text("fit-pymc")
+    m = re.search(rf"The interval (narrows|widens|does not change "
+                  rf"monotonically): its width goes ((?:{NUM}, )+{NUM})", text)
+    assert m, "the LKJ exercise's sentence about the interval is missing"
+    widths = [number(w) for w in m.group(2).split(", ")]
+    steps = np.diff(widths)
+    expected = ("narrows" if (steps < 0).all() else "widens"
+                if (steps > 0).all() else "does not change monotonically")
+    assert m.group(1) == expected, (m.group(0), widths)
+
+
+@pytest.mark.book
+def test_built_simulation_study_calls_noise_noise():
+    text = page_text("simulation-study")
+    found = re.findall(
+        rf"({NUM}) \(standard error ({NUM})\)[^.;]*?, (an underestimate|"
+        rf"an overestimate|within two Monte Carlo standard errors of zero)",
+        text)
+    assert found, "no bias sentence with a reading found"
+    for bias, se, word in found:
+        b, s = number(bias), number(se)
+        expected = ("within two Monte Carlo standard errors of zero"
+                    if abs(b) <= 2 * s else
+                    "an underestimate" if b < 0 else "an overestimate")
+        assert word == expected, (bias, se, word)
+
+
+@pytest.mark.book
+def test_built_cafes_exercise_compares_strengths_correctly():
+    text = page_text("cafes")
+    m = re.search(rf"the expected correlation is ({NUM}), (weaker|stronger) "
+                  rf"than the population’?'?s \S+ = ({NUM})", text)
+    assert m, "Exercise 1.3's comparison sentence is missing"
+    expected, word, rho = number(m.group(1)), m.group(2), number(m.group(3))
+    assert word == ("weaker" if abs(expected) < abs(rho) else "stronger")
