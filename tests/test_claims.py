@@ -12,6 +12,7 @@ once sat next to a sentence that contradicted them.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -188,7 +189,6 @@ def test_noisy_correlation_is_not_the_true_correlation_plus_a_constant():
 # sentence by its fixed words and checks its direction word against the
 # numbers printed in the same sentence.
 
-import os  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
