@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# "# noqa" or "# noqa: E402, F401" and nothing (or only punctuation) after it
+# a noqa comment with or without codes, and nothing (or only punctuation) after it
 BARE = re.compile(
     r"#\s*noqa(?::\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)?[\s:;,.()-]*$",
     re.IGNORECASE,
