@@ -88,10 +88,23 @@ def _latex_to_pdf(latex_dir: Path, out: Path) -> Path:
     return target
 
 
+def _references(out: Path) -> dict:
+    """The numbering the Sphinx run wrote (what cross-references print)."""
+    from qmd_sphinx.numbering import REFERENCES_FILE, load_targets
+
+    found = [out / ".doctrees" / b / REFERENCES_FILE for b in ("html", "latex", "dummy")]
+    found = [p for p in found if p.is_file()]
+    if found:  # the latest run's
+        return load_targets(max(found, key=lambda p: p.stat().st_mtime))
+    raise BuildError(f"no {REFERENCES_FILE} under {out / '.doctrees'}: "
+                     "the Sphinx build did not finish")
+
+
 def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
     from qmd_sphinx.html import notebook_name
     from qmd_sphinx.notebooks import export_chapter
 
+    references = _references(out)
     executed = out / "jupyter_execute"
     written = []
     for docname in docnames:
@@ -102,6 +115,7 @@ def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
             target,
             out / "notebooks" / "student" / name,
             cache_path=out / ".jupyter_cache",  # myst-nb's default: next to html/
+            references=references,
         )
         written.append(target)
     return written
@@ -121,15 +135,20 @@ def _copy_into_site(out: Path, formats: set[str]) -> None:
 def build_env(root: Path, chapters: list[str] | None, formats: set[str]) -> dict:
     """The environment of the Sphinx runs (and of the kernels they start).
 
-    ``$QMD_SPHINX_CODE``, if set, replaces ``code/`` as the folders hashed into
-    the execution cache key (tests point it at a copy they can touch).
+    ``$QMD_SPHINX_CODE``, if set, replaces ``code/multilevel`` (the package
+    the chapters import) as the folders hashed into the execution cache key
+    (tests point it at a copy they can touch). The bridge (``code/qmd_sphinx``)
+    and the checks of the built book (``code/bookcheck``) are not in the key:
+    editing them re-reads the chapters but executes nothing again.
     """
     env = dict(os.environ)
     env.update(
         QMD_SPHINX_ROOT=str(root),
         QMD_SPHINX_CHAPTERS=",".join(chapters or []),
         # folders whose *.py files key the execution cache (os.pathsep list)
-        QMD_SPHINX_CODE=os.environ.get("QMD_SPHINX_CODE") or str(REPO / "code"),
+        QMD_SPHINX_CODE=(
+            os.environ.get("QMD_SPHINX_CODE") or str(REPO / "code" / "multilevel")
+        ),
         QMD_SPHINX_DOWNLOADS=",".join(sorted(formats & {"notebooks", "pdf"})),
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",

@@ -473,3 +473,28 @@ def test_rendered_text_keeps_outputs_and_drops_code(tmp_path):
     )
     text = determinism.rendered_text(root / "p.html")
     assert determinism.numbers(text) == ["-0.58", "0.49", "0", "1"]
+
+
+def test_numbers_printed_across_formats_must_agree():
+    from bookcheck.numbers import compare_numbers, printed_references
+
+    expected = ["Chapter 1", "Exercise 3.1", "Equations 1.1 and A.1"]
+    pdf_text = "x NUMBERS-START Chapter 1, Exer-\n   cise 3.1, Equations 1.1\nand A.1 NUMBERS-END."
+    printed = printed_references(pdf_text, "NUMBERS-START", "NUMBERS-END")
+    assert printed == expected  # hyphenation and line breaks undone
+    assert compare_numbers({"html": expected, "pdf": printed}, expected) == []
+    problems = compare_numbers(
+        {
+            "html": ["Chapter 1", "Exercise 3.4", "Equations 1.1 and A.1"],
+            "pdf": ["Section 1", "Exercise 3.1", "Equations 1.1 and A.1"],
+            "notebook": ["Chapter 1"],
+        },
+        expected,
+    )
+    assert problems == [
+        "html: prints 'Exercise 3.4' where 'Exercise 3.1' is expected",
+        "pdf: prints 'Section 1' where 'Chapter 1' is expected",
+        "notebook: 1 references printed, 3 expected: ['Chapter 1']",
+    ]
+    with pytest.raises(ValueError, match="no NUMBERS-START"):
+        printed_references("no markers here", "NUMBERS-START", "NUMBERS-END")

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.build
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixture_book"
 SCRIPT = REPO / "scripts" / "build_book.py"
-CHAPTERS = ("model", "fits")  # the chapters with code (and an execution log line)
+# the chapters with code (and an execution log line)
+CHAPTERS = ("model", "fits", "more", "extra")
 
 # What the fixture computes, computed here independently of the build.
 _DRAWS = np.random.default_rng(20251124).normal(3.5, 1.0, 12)
@@ -45,7 +46,33 @@ SOLUTION_SLOPE = f"{(-5.344) ** 2:.4f}"
 R_BLOCK = "R-LINE-1\nR-LINE-2\n(Intercept)          wt \n     37.285      -5.344 \n"
 
 LITERAL_SYNTAX = ("??", "@fig-", "@sec-", "@tbl-", "@eq-", "@exr-", "{python}",
-                  ":::", "{numref}", "{cite", "{glue", "{eq}", "{{<")  # fmt: skip
+                  ":::", "{numref}", "{qmd-", "{cite", "{glue", "{eq}", "{{<")  # fmt: skip
+
+
+# What the NUMBERS paragraph of chapters/more.qmd prints, as Quarto's book
+# format prints it: chapters count on across the parts, figures, tables,
+# exercises and equations restart from 1 in each chapter, the appendix is A,
+# a section without a number prints its title, [-@x] prints the number alone.
+NUMBERS = [
+    "Chapter 1", "Chapter 3", "Section 3.1", "Appendix A", "Section A.1",
+    "How to read it", "Equation 1.1", "Equation 3.1", "Equation A.1", "3.1",
+    "Equations 1.1 and A.1", "Figure 1.1", "Figure 3.1", "Figure A.1",
+    "Table 1.1", "Table 3.1", "Table A.1", "Exercise 1.1", "Exercise 2.1",
+    "Exercise 3.1", "Exercise A.1",
+]  # fmt: skip
+# (page, caption text, the number its caption prints) in every format
+CAPTIONS = [
+    ("chapters/model", "Waiting times by cafe.", "Figure 1.1"),
+    ("chapters/model", "Mean waiting time per cafe.", "Table 1.1"),
+    ("chapters/more", "Three more waits.", "Figure 3.1"),
+    ("chapters/more", "The three waits.", "Table 3.1"),
+    ("chapters/extra", "An appendix figure.", "Figure A.1"),
+    ("chapters/extra", "An appendix table.", "Table A.1"),
+]
+EQUATIONS = {"chapters/model": ["(1.1)"], "chapters/more": ["(3.1)"],
+             "chapters/extra": ["(A.1)"]}  # fmt: skip
+EXERCISES = {"chapters/model": ["Exercise 1.1"], "chapters/fits": ["Exercise 2.1"],
+             "chapters/more": ["Exercise 3.1"], "chapters/extra": ["Exercise A.1"]}
 
 
 def _load_build_script():
@@ -163,10 +190,11 @@ def pdf_text(book) -> str:
 
 
 def test_every_output_is_written(book):
-    for name in ("index", "chapters/model", "chapters/fits", "chapters/references"):
+    for name in ("index", "chapters/model", "chapters/fits", "chapters/more",
+                 "chapters/extra", "chapters/references"):
         assert (book.out / "html" / f"{name}.html").is_file()
     assert (book.out / "pdf" / "BOOK.pdf").stat().st_size > 10_000
-    for name in ("index", "model", "fits", "references"):
+    for name in ("index", "model", "fits", "more", "extra", "references"):
         assert (book.out / "notebooks" / f"{name}.ipynb").is_file()
         assert (book.out / "notebooks" / "student" / f"{name}.ipynb").is_file()
     # each executable chapter ran once
@@ -180,12 +208,13 @@ def test_equations_are_numbered_in_html(book):
     target = page.select_one("main #equation-eq-model")
     assert target is not None and "(1.1)" in target.get_text()
     refs = page.select('main a[href="#equation-eq-model"]')
-    assert [r.get_text(strip=True) for r in refs] == ["(1.1)"]
-    assert "Equation (1.1)" in book.main_text("chapters/model")
+    assert [r.get_text(strip=True) for r in refs] == ["Equation 1.1"]  # Quarto's text
+    text = book.main_text("chapters/model")
+    assert "Equation 1.1" in text and "Equation (1.1)" not in text
     # and from another chapter
     fits = book.html("chapters/fits")
     other = fits.select('main a[href$="model.html#equation-eq-model"]')
-    assert [r.get_text(strip=True) for r in other] == ["(1.1)"]
+    assert [r.get_text(strip=True) for r in other] == ["Equation 1.1"]
 
 
 def test_cross_references_are_numbered_links(book):
@@ -195,11 +224,11 @@ def test_cross_references_are_numbered_links(book):
         for a in fits.select("main a.reference.internal")
         if "#" in a["href"]
     }
-    assert links["sec-model"] == "Section 1"
+    assert links["sec-model"] == "Chapter 1"  # a chapter's label prints "Chapter"
     assert links["fig-waits"] == "Figure 1.1"
     assert links["tbl-waits"] == "Table 1.1"
     assert links["exr-mean"].startswith("Exercise 1.1")
-    assert links["sec-fits"] == "Section 2"  # chapters count on across parts
+    assert links["sec-fits"] == "Chapter 2"  # chapters count on across parts
 
 
 @pytest.mark.parametrize(
@@ -214,9 +243,10 @@ def test_no_literal_quarto_or_myst_syntax_in_html(book, name):
 def test_no_literal_quarto_or_myst_syntax_in_pdf(pdf_text):
     for literal in LITERAL_SYNTAX:
         assert literal not in pdf_text, f"{literal!r} left in the PDF"
-    assert "Equation (1.1)" in pdf_text
-    for ref in ("Figure 1.1", "Table 1.1", "Exercise 1.1", "Section 2"):
+    assert "Equation 1.1" in pdf_text and "Equation (1.1)" not in pdf_text
+    for ref in ("Figure 1.1", "Table 1.1", "Exercise 1.1", "Chapter 2"):
         assert ref in pdf_text
+    assert not re.search(r"Section \d\b(?!\.)", pdf_text)  # chapters print "Chapter"
 
 
 def test_citations_link_to_the_bibliography(book):
@@ -384,6 +414,71 @@ def test_callouts_and_unnumbered_preface(book):
 
 
 # --------------------------------------------------------------------------
+# one numbering in every format
+
+
+def _notebook_text(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_references_print_the_same_numbers_in_html_pdf_and_notebook(book, pdf_text):
+    from bookcheck.numbers import compare_numbers, printed_references
+
+    printed = {
+        fmt: printed_references(text, "NUMBERS-START", "NUMBERS-END")
+        for fmt, text in (
+            ("html", book.main_text("chapters/more")),
+            ("pdf", pdf_text),
+            ("notebook", _notebook_text(book.notebook("more"))),
+        )
+    }
+    assert compare_numbers(printed, NUMBERS) == []
+
+
+def test_captions_equations_and_exercises_number_alike_in_html_and_pdf(
+    book, pdf_text
+):
+    from bookcheck.numbers import flat
+
+    text = flat(pdf_text)
+    for page, caption, number in CAPTIONS:
+        html = book.html(page)
+        shown = [
+            _squash(c.get_text(" ")).strip()
+            for c in html.select("main figcaption, main table caption")
+        ]
+        assert any(s.startswith(number) and s.endswith(caption) for s in shown), (
+            page, number, shown,
+        )
+        assert f"{number}: {caption}" in text, (number, caption)
+    for page, numbers in EQUATIONS.items():
+        eqnos = [s.get_text(strip=True) for s in book.html(page).select("main .eqno")]
+        assert eqnos == numbers, page
+        for number in numbers:
+            assert number in text
+    for page, titles in EXERCISES.items():
+        shown = [
+            _squash(t.get_text(" ")).strip()
+            for t in book.html(page).select("main div.exercise p.admonition-title")
+        ]
+        assert [s.split(" (")[0].strip() for s in shown] == titles, (page, shown)
+        for title in titles:
+            assert re.search(rf"^\s*{re.escape(title)}\b", pdf_text, re.M), title
+
+
+def test_appendix_sections_are_lettered_in_html_and_pdf(book, pdf_text):
+    heads = [
+        _squash(h.get_text(" ")).strip()
+        for h in book.html("chapters/extra").select(
+            "article.bd-article h1, article.bd-article h2"
+        )
+    ]
+    assert heads == ["A. Extra results", "A.1. One more part"]
+    assert re.search(r"A\.1 One more part", flat_pdf := _squash(pdf_text))
+    assert "Appendix A" in flat_pdf
+
+
+# --------------------------------------------------------------------------
 # the execution cache (these tests run in file order and change the copy)
 
 
@@ -459,7 +554,7 @@ def test_build_hashes_the_projects_code_by_default(monkeypatch):
     build_book = _load_build_script()
     monkeypatch.delenv("QMD_SPHINX_CODE", raising=False)
     env = build_book.build_env(FIXTURE, None, {"html"})
-    assert env["QMD_SPHINX_CODE"] == str(REPO / "code")
+    assert env["QMD_SPHINX_CODE"] == str(REPO / "code" / "multilevel")
     assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
     monkeypatch.setenv("QMD_SPHINX_CODE", "/somewhere/else")
     assert build_book.build_env(FIXTURE, None, {"html"})["QMD_SPHINX_CODE"] == (

@@ -237,4 +237,6 @@ def test_fixture_book_quarto_yml_loads():
     book = load_quarto(ROOT / "tests" / "fixture_book")
     assert book.title == "Fixture Book"
     assert [p for p, _ in book.parts()] == ["Models", "Fits"]
-    assert [c.path for c in book.appendices()] == ["chapters/references.qmd"]
+    assert [c.path for c in book.appendices()] == [
+        "chapters/extra.qmd", "chapters/references.qmd"
+    ]

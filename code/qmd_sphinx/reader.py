@@ -26,6 +26,17 @@ import nbformat
 import yaml
 
 from .errors import QmdSyntaxError
+from .labels import (
+    KEY_RE,
+    UNSUPPORTED_XREF_KINDS,
+    XREF_KINDS,
+    Label,
+    Scan,
+    Use,
+    check_references,
+    doubled_word,
+    label_problem,
+)
 
 __all__ = [
     "Label",
@@ -36,13 +47,6 @@ __all__ = [
     "scan",
 ]
 
-#: cross-reference kinds the bridge supports (``@sec-x`` ...)
-XREF_KINDS = ("sec", "eq", "fig", "tbl", "exr")
-#: Quarto cross-reference kinds the bridge refuses
-UNSUPPORTED_XREF_KINDS = (
-    "lst", "tip", "nte", "wrn", "imp", "cau", "thm", "lem", "cor", "prp",
-    "cnj", "def", "exm", "sol", "rem", "alg",
-)  # fmt: skip
 CALLOUT_KINDS = ("note", "tip", "warning", "important", "caution")
 #: front-matter keys accepted; only ``title`` has an effect
 FRONT_MATTER_KEYS = ("title", "jupyter", "description", "keywords")
@@ -62,11 +66,6 @@ TAG_OPTIONS = {
 INLINE_IMPORT = "from qmd_sphinx.inline import show as _qmd_show"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
-_NAME = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
-LABEL_RE = re.compile(rf"(?:{'|'.join(XREF_KINDS)})-{_NAME}")
-PLAIN_LABEL_RE = re.compile(r"[a-z][a-z0-9-]*")
-# pandoc citation key: internal punctuation only when followed by a word char
-KEY_RE = re.compile(r"\w(?:\w|[:.#$%&\-+?<>~/](?=\w))*")
 FENCE_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIV_OPEN_RE = re.compile(
     r"^:{3,}[ \t]*(?P<attrs>\{[^{}]*\}|[A-Za-z][\w-]*)[ \t]*(?::{3,})?[ \t]*$"
@@ -84,94 +83,6 @@ AUTOLINK_RE = re.compile(
 )
 URL_RE = re.compile(r"(?:https?|ftp)://[^\s<>]*|www\.[^\s<>]*")
 ROLE_BEFORE_RE = re.compile(r"\{[A-Za-z][\w:+.-]*\}$")
-
-
-# --------------------------------------------------------------------------
-# scan results
-
-
-@dataclass(frozen=True)
-class Label:
-    """A label a chapter defines (``sec-x``, ``eq-x``, ``fig-x``, ...)."""
-
-    name: str
-    kind: str
-    line: int
-
-
-@dataclass(frozen=True)
-class Use:
-    """A cross-reference (kind = label prefix) or citation (kind ``"cite"``)."""
-
-    key: str
-    kind: str
-    line: int
-
-
-@dataclass
-class Scan:
-    """What one chapter defines and uses, each with its ``.qmd`` line."""
-
-    path: str
-    defines: list[Label] = field(default_factory=list)
-    uses: list[Use] = field(default_factory=list)
-
-    @property
-    def crossrefs(self) -> list[Use]:
-        return [u for u in self.uses if u.kind != "cite"]
-
-    @property
-    def citations(self) -> list[Use]:
-        return [u for u in self.uses if u.kind == "cite"]
-
-
-def check_references(
-    scans: Iterable[Scan], citation_keys: Iterable[str] | None = None
-) -> list[QmdSyntaxError]:
-    """Check the scans of a whole book against each other.
-
-    Returns (does not raise) one error per problem, in file order: a label
-    defined twice, a cross-reference to a label no chapter defines, and, if
-    ``citation_keys`` is given, a citation key missing from the bibliography.
-    """
-    scans = list(scans)
-    problems: list[QmdSyntaxError] = []
-    first: dict[str, tuple[str, int]] = {}
-    for sc in scans:
-        for lab in sc.defines:
-            if lab.name in first:
-                where = "{}:{}".format(*first[lab.name])
-                problems.append(
-                    QmdSyntaxError(
-                        sc.path,
-                        lab.line,
-                        f"label {lab.name!r} already defined at {where}",
-                    )
-                )
-            else:
-                first[lab.name] = (sc.path, lab.line)
-    keys = None if citation_keys is None else set(citation_keys)
-    for sc in scans:
-        for use in sc.uses:
-            if use.kind == "cite":
-                if keys is not None and use.key not in keys:
-                    problems.append(
-                        QmdSyntaxError(
-                            sc.path,
-                            use.line,
-                            f"citation @{use.key} is not in the bibliography "
-                            "(add it to references.bib or fix the key)",
-                        )
-                    )
-            elif use.key not in first:
-                problems.append(
-                    QmdSyntaxError(
-                        sc.path,
-                        use.line,
-                        f"@{use.key} refers to a label that no chapter defines",
-                    )
-                )
-    return problems
 
 
 # --------------------------------------------------------------------------
@@ -392,9 +303,7 @@ class _BlockParser:
             self.err(self.lines[j][0], f"text after closing $$ ({trailing!r}) is not "
                      "supported: only an equation label {#eq-name}")
         label = lab["label"]
-        if not label.startswith("eq-"):
-            self.err(self.lines[j][0], f"equation label {label!r} must start with eq-")
-        self._check_label(self.lines[j][0], label)
+        self._check_label(self.lines[j][0], label, "eq")
         if lead:
             self.err(n, "labelled display math must start at the beginning of a line")
         here.append(_Math(n, body, label, self.lines[j][0]))
@@ -420,11 +329,10 @@ class _BlockParser:
             self._text(here, *self.lines[k], verbatim=True)
         return j + 1
 
-    def _check_label(self, n: int, label: str) -> None:
-        if not LABEL_RE.fullmatch(label):
-            self.err(n, f"label {label!r} is not valid: use a prefix "
-                     f"({', '.join(XREF_KINDS)}), a hyphen and lowercase letters, "
-                     "digits, '-' or '_'")
+    def _check_label(self, n: int, label: str, kind: str) -> None:
+        problem = label_problem(label, kind)
+        if problem:
+            self.err(n, problem)
 
     def _heading(self, n: int, level: int, text: str) -> _Heading:
         text = re.sub(r"[ \t]+#+$", "", text)  # optional closing hashes
@@ -438,9 +346,7 @@ class _BlockParser:
                          "only {#sec-name}, .unnumbered and -")
             if ids:
                 label = ids[0]
-                if not label.startswith("sec-"):
-                    self.err(n, f"section label {label!r} must start with sec-")
-                self._check_label(n, label)
+                self._check_label(n, label, "sec")
             unnumbered = bool(classes)
         if not text.strip():
             self.err(n, "empty heading")
@@ -473,7 +379,7 @@ class _BlockParser:
         if len(ids) == 1 and ids[0].startswith("exr-"):
             if classes or kv:
                 self.err(n, f"exercise div {spec}: only {{#exr-name}} is supported")
-            self._check_label(n, ids[0])
+            self._check_label(n, ids[0], "exr")
             return _Div(n, "exercise", {"label": ids[0]})
         if classes == ["solution"] and not ids and not kv:
             return _Div(n, "solution", {})
@@ -549,6 +455,7 @@ class _Translator:
         items = _BlockParser(lines[body_start:], self.path).parse()
         title = meta.get("title")
         h1 = [it for it in items if isinstance(it, _Heading) and it.level == 1]
+        self.scan.unnumbered = bool(h1) and h1[0].unnumbered
         if title is not None and h1 and h1[0].text != title:
             self.err(h1[0].line, f"front matter title {title!r} and level-1 heading "
                      f"{h1[0].text!r} differ: keep only one of them")
@@ -875,7 +782,7 @@ class _Translator:
             return {}
         kind = label.split("-", 1)[0] if "-" in label else None
         if kind == "fig":
-            self.check_label(label, n)
+            self.check_label(label, n, "fig")
             for missing in ("fig-cap", "fig-alt"):
                 if missing not in fig:
                     self.err(n, f"figure {label} needs both fig-cap and fig-alt "
@@ -891,7 +798,7 @@ class _Translator:
             self.err(next(iter(fig.values()))[1],
                      f"fig-cap/fig-alt need a fig- label (got {label!r})")
         if kind == "tbl":
-            self.check_label(label, n)
+            self.check_label(label, n, "tbl")
             if tbl is None:
                 self.err(n, f"table {label} needs a tbl-cap")
             self.define(label, n)
@@ -899,21 +806,17 @@ class _Translator:
             return {"qmd": {"label": label, "tbl-cap": caption}}
         if tbl:
             self.err(tbl[1], f"tbl-cap needs a tbl- label (got {label!r})")
-        if kind in XREF_KINDS or kind in UNSUPPORTED_XREF_KINDS:
-            self.err(n, f"chunk label {label!r}: a {kind}- label cannot be put on a "
-                     "code chunk (only fig- and tbl-)")
-        if not PLAIN_LABEL_RE.fullmatch(label):
-            self.err(n, f"chunk label {label!r} must match [a-z][a-z0-9-]*")
+        self.check_label(label, n, "")
         if label in self._defined:
             self.err(n, f"label {label!r} already defined at line "
                      f"{self._defined[label]}")
         self._defined[label] = n
         return {"qmd": {"label": label}}
 
-    def check_label(self, label: str, n: int) -> None:
-        if not LABEL_RE.fullmatch(label):
-            self.err(n, f"label {label!r} is not valid: use lowercase letters, "
-                     "digits, '-' or '_' after the prefix")
+    def check_label(self, label: str, n: int, kind: str) -> None:
+        problem = label_problem(label, kind)
+        if problem:
+            self.err(n, problem)
 
     # -- markdown text
     def text_lines(self, lines: list[tuple[int, str]]) -> list[str]:
@@ -965,6 +868,7 @@ class _Translator:
 
         out: list[str] = []
         i, n = 0, len(s)
+        outer_group, self._group_end = getattr(self, "_group_end", None), None
         while i < n:
             c = s[i]
             if c == "\\" and i + 1 < n:
@@ -986,6 +890,9 @@ class _Translator:
             elif c == "<" and (m := AUTOLINK_RE.match(s, i)):
                 out.append(m[0])
                 i = m.end()
+            elif c == "]" and i == self._group_end:  # end of [Equations -@eq-a ...]
+                self._group_end = None
+                i += 1
             elif s.startswith("](", i):
                 i = self._link_destination(s, i, out, line_at)
             elif c == "]" and s.startswith("{", i + 1):
@@ -1017,8 +924,8 @@ class _Translator:
             else:
                 out.append(c)
                 i += 1
+        self._group_end = outer_group
         return "".join(out)
-
     def _code_span(self, s, i, out, line_at, allow_expr) -> int:
         k = len(re.match(r"`+", s[i:])[0])
         close = re.compile(rf"(?<!`)`{{{k}}}(?!`)")
@@ -1112,6 +1019,10 @@ class _Translator:
         if not re.search(r"(?<![\w.+])-?@\w", content):
             out.append("[")
             return i + 1
+        refs = [m for m in re.finditer(rf"(?<![\w.+])-?@({KEY_RE.pattern})", content)
+                if self._ref_kind(m[1], line_at(i + 1 + m.start())) != "cite"]
+        if refs:
+            return self._reference_group(s, i, j, refs, line_at)
         keys = []
         for part in content.split(";"):
             m = re.fullmatch(r"\s*@(" + KEY_RE.pattern + r")\s*", part)
@@ -1120,21 +1031,36 @@ class _Translator:
                          "[@key] or [@a; @b] (no prefix, suffix, locator or -@)")
             keys.append(m[1])
         for key in keys:
-            kind = self._ref_kind(key, line_at(i))
-            if kind != "cite":
-                self.err(line_at(i), f"cross-reference @{key} inside brackets is not "
-                         f"supported: write @{key} without brackets")
             self.scan.uses.append(Use(key, "cite", line_at(i)))
         out.append("{cite:p}`" + ",".join(keys) + "`")
         return j + 1
+
+    def _reference_group(self, s, i, j, refs, line_at) -> int:
+        """``[Equations -@eq-a and -@eq-b]``: Quarto prints the text as written,
+        each ``-@x`` as the number alone and each ``@x`` in full. The brackets
+        are dropped and the inline pass goes on inside them."""
+        content = s[i + 1 : j]
+        rest = re.sub(rf"(?<![\w.+])-?@({KEY_RE.pattern})", "", content)
+        if not any(m[0].startswith("-") for m in refs) and not re.sub(r"[\s;,]", "",
+                                                                      rest):
+            key = refs[0][1]
+            self.err(line_at(i), f"cross-reference @{key} inside brackets is not "
+                     f"supported: write @{key} without brackets, or "
+                     f"[Word -@{key}] for your own word and the number alone")
+        if re.search(r"(?<![\w.+])-?@\w", rest) or len(re.findall(
+                rf"(?<![\w.+])-?@({KEY_RE.pattern})", content)) != len(refs):
+            self.err(line_at(i), f"[{content}] mixes citations and cross-references: "
+                     "write them in separate brackets")
+        self._group_end = j
+        return i + 1
 
     def _ref_kind(self, key: str, line: int) -> str:
         m = re.match(r"([A-Za-z]+)-", key)
         prefix = m[1] if m else None
         if prefix in XREF_KINDS:
-            if not LABEL_RE.fullmatch(key):
-                self.err(line, f"cross-reference @{key} is not a valid label "
-                         "(lowercase letters, digits, '-' or '_')")
+            problem = label_problem(key)
+            if problem:
+                self.err(line, f"cross-reference @{key}: {problem}")
             return prefix
         if prefix and prefix.lower() in XREF_KINDS:
             self.err(line, f"capitalised cross-reference @{key} is not supported: "
@@ -1149,23 +1075,36 @@ class _Translator:
         if prev and (prev.isalnum() or prev in "_.+/"):  # e-mail address etc.
             out.append("@")
             return i + 1
-        if prev == "-" and (i < 2 or s[i - 2] in " \t\n[("):
-            self.err(line_at(i), "author-suppressing citation -@key is not supported")
+        bare = prev == "-" and (i < 2 or s[i - 2] in " \t\n[(")
         if s.startswith("{", i + 1):
             self.err(line_at(i), "braced citation keys @{...} are not supported")
         m = KEY_RE.match(s, i + 1)
-        if not m or prev == "-":
+        if not m or (prev == "-" and not bare):
+            if bare:
+                self.err(line_at(i), "author-suppressing citation -@key is not "
+                         "supported")
             out.append("@")
             return i + 1
         key = m[0]
         kind = self._ref_kind(key, line_at(i))
         self.scan.uses.append(Use(key, kind, line_at(i)))
         if kind == "cite":
+            if bare:
+                self.err(line_at(i), "author-suppressing citation -@key is not "
+                         "supported")
             out.append(f"{{cite:t}}`{key}`")
-        elif kind == "eq":
-            out.append(f"Equation {{eq}}`{key}`")
-        else:
-            out.append(f"{{numref}}`{key}`")
+            return m.end()
+        if bare:
+            if self._group_end is None or i > self._group_end:
+                self.err(line_at(i), f"-@{key} (the number alone) works inside "
+                         f"brackets only: write [-@{key}] or [Word -@{key}]")
+            out.pop()  # the "-"
+            out.append(f"{{qmd-num}}`{key}`")
+            return m.end()
+        problem = doubled_word(s[:i], key)
+        if problem:
+            self.err(line_at(i), problem)
+        out.append(f"{{qmd-ref}}`{key}`")
         return m.end()
 
 

@@ -12,8 +12,10 @@ Environment variables (set by ``scripts/build_book.py``):
 - ``QMD_SPHINX_CHAPTERS``: build a sub-book with only these chapter files
   (separated by commas), plus ``index.qmd``;
 - ``QMD_SPHINX_CODE``: folders whose ``*.py`` files are hashed into the
-  execution cache key (separated by ``os.pathsep``); default: ``code/`` next
-  to ``conf.py``;
+  execution cache key (separated by ``os.pathsep``); default:
+  ``code/multilevel`` next to ``conf.py``, the package the chapters import
+  (the bridge itself is hashed separately: a change re-reads every chapter
+  but executes none);
 - ``QMD_SPHINX_DOWNLOADS``: what the download menu offers (``notebooks``,
   ``pdf``; comma separated); default both.
 """
@@ -26,6 +28,20 @@ from typing import Any
 
 from qmd_sphinx.quarto_config import load_quarto, sphinx_settings, toctree_markdown
 from qmd_sphinx.sphinx_reader import code_hash
+
+#: After ``\appendix`` the chapter counter prints A, B, ...; Sphinx numbers
+#: figures, tables and equations with ``\arabic{chapter}``, which would print
+#: "Figure 1.1" in appendix A. Numbered with ``\thechapter`` they read A.1, as
+#: in the site (qmd_sphinx.numbering).
+LATEX_APPENDIX_NUMBERS = r"""
+\makeatletter
+\AtBeginDocument{\g@addto@macro\appendix{%
+  \renewcommand{\thefigure}{\thechapter.\arabic{figure}}%
+  \renewcommand{\thetable}{\thechapter.\arabic{table}}%
+  \renewcommand{\theequation}{\thechapter.\arabic{equation}}%
+  \renewcommand{\theliteralblock}{\thechapter.\arabic{literalblock}}}}
+\makeatother
+"""
 
 QUARTO_WORDS = {
     "figure": "Figure %s",
@@ -47,7 +63,7 @@ def configure(ns: dict[str, Any]) -> None:
     chapters = _split(os.environ.get("QMD_SPHINX_CHAPTERS"))
     code_dirs = [
         Path(p) for p in _split(os.environ.get("QMD_SPHINX_CODE"), os.pathsep)
-    ] or [confdir / "code"]
+    ] or [confdir / "code" / "multilevel"]
     downloads = _split(os.environ.get("QMD_SPHINX_DOWNLOADS")) or ["notebooks", "pdf"]
 
     full = load_quarto(root)
@@ -61,10 +77,12 @@ def configure(ns: dict[str, Any]) -> None:
         qmd_chapters=[c.path for c in book.chapters] if chapters else [],
         qmd_docnames=[c.docname for c in book.chapters],
         qmd_parts=[[c.docname for c in cs] for _, cs in book.parts()],
+        qmd_appendices=[c.docname for c in book.appendices()],
         qmd_part_titles=[title or "" for title, _ in book.parts()],
         qmd_toctree=toctree_markdown(book),
         qmd_toctree_latex=toctree_markdown(book, appendices=False),
         qmd_code_hash=code_hash([d for d in code_dirs if d.is_dir()]),
+        qmd_bridge_hash=code_hash([Path(__file__).parent]),
         qmd_downloads=downloads,
         qmd_pdf_name="BOOK.pdf",
         # Sources: only the chapters listed in _quarto.yml are read.
@@ -111,6 +129,7 @@ def configure(ns: dict[str, Any]) -> None:
             "papersize": "a4paper",
             "pointsize": "11pt",
             "figure_align": "htbp",
+            "preamble": LATEX_APPENDIX_NUMBERS,
         },
         latex_show_urls="footnote",
     )
