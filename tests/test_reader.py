@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from qmd_sphinx.errors import QmdSyntaxError
-from qmd_sphinx.inline import show
+from qmd_sphinx.glue import show
 from qmd_sphinx.reader import (
     INLINE_IMPORT,
     Label,
