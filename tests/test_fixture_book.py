@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ FIXTURE = REPO / "tests" / "fixture_book"
 SCRIPT = REPO / "scripts" / "build_book.py"
 # the chapters with code (and an execution log line)
 CHAPTERS = ("model", "fits", "more", "extra")
+PDF_NAME = "fixture-book.pdf"  # the title's words: _quarto.yml has no output-file
 
 # What the fixture computes, computed here independently of the build.
 _DRAWS = np.random.default_rng(20251124).normal(3.5, 1.0, 12)
@@ -95,6 +97,7 @@ class Book:
     log: Path
     env: dict
     times: dict = field(default_factory=dict)
+    output: str = ""  # what the clean build printed
 
     def build(self, formats="html,pdf,notebooks", root=None, out=None, chapters=()):
         cmd = [sys.executable, str(SCRIPT), "--root", str(root or self.root),
@@ -170,6 +173,7 @@ def book(tmp_path_factory) -> Book:
     result, seconds = b.build()
     assert result.returncode == 0, _report(result)
     b.times["clean"] = seconds
+    b.output = result.stdout + result.stderr
     print(f"\nfixture book, clean build (html, pdf, notebooks): {seconds:.1f} s")
     return b
 
@@ -177,7 +181,7 @@ def book(tmp_path_factory) -> Book:
 @pytest.fixture(scope="module")
 def pdf_text(book) -> str:
     assert shutil.which("pdftotext"), "pdftotext missing: apt-get install poppler-utils"
-    pdf = book.out / "pdf" / "BOOK.pdf"
+    pdf = book.out / "pdf" / PDF_NAME
     text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
         check=True,
@@ -193,12 +197,26 @@ def test_every_output_is_written(book):
     for name in ("index", "chapters/model", "chapters/fits", "chapters/more",
                  "chapters/extra", "chapters/references"):
         assert (book.out / "html" / f"{name}.html").is_file()
-    assert (book.out / "pdf" / "BOOK.pdf").stat().st_size > 10_000
+    assert (book.out / "pdf" / PDF_NAME).stat().st_size > 10_000
     for name in ("index", "model", "fits", "more", "extra", "references"):
         assert (book.out / "notebooks" / f"{name}.ipynb").is_file()
         assert (book.out / "notebooks" / "student" / f"{name}.ipynb").is_file()
     # each executable chapter ran once
     assert sorted(book.executions()) == sorted(CHAPTERS)
+
+
+def test_build_prints_a_line_per_chapter_and_no_kernel_noise(book):
+    out = book.output
+    assert "Kernel is running over TCP" not in out  # printed by every kernel
+    for name in ("index", "chapters/model", "chapters/fits", "chapters/more",
+                 "chapters/extra", "chapters/references"):
+        assert re.search(rf"^html: {re.escape(name)} +\d+\.\d s  executed$", out,
+                         re.M), out[-3000:]
+        assert re.search(rf"^latex: {re.escape(name)} +\d+\.\d s  cache hit$", out,
+                         re.M), out[-3000:]
+    assert re.search(r"^html: 6 chapter\(s\) read in \d+\.\d s: 6 executed$", out,
+                     re.M)
+    assert re.search(r"^build_book: pdf: 0 overfull \\hbox\(es\)", out, re.M), out[-3000:]
 
 
 def test_equations_are_numbered_in_html(book):
@@ -348,7 +366,7 @@ def test_download_menu_links_exist(book):
         wanted = {
             f"../downloads/notebooks/{stem}.ipynb",
             f"../downloads/notebooks/student/{stem}.ipynb",
-            "../downloads/BOOK.pdf",
+            f"../downloads/{PDF_NAME}",
         }
         assert wanted <= set(hrefs)
         for href in wanted:
@@ -476,6 +494,9 @@ def test_appendix_sections_are_lettered_in_html_and_pdf(book, pdf_text):
     assert heads == ["A. Extra results", "A.1. One more part"]
     assert re.search(r"A\.1 One more part", flat_pdf := _squash(pdf_text))
     assert "Appendix A" in flat_pdf
+    # the unnumbered appendix (the references) takes no letter in the PDF either
+    assert re.search(r"A\.1 One more part \. .* References \d+", flat_pdf)
+    assert not re.search(r"\bB\s+References\b", flat_pdf)
 
 
 # --------------------------------------------------------------------------
@@ -608,6 +629,32 @@ def test_broken_fixture_fails_with_file_and_line(
     assert result.returncode != 0, report[-3000:]
     assert f"{chapter}:{line}:" in report, report[-3000:]
     assert fragment in report, report[-3000:]
+
+
+def test_pdf_title_page_and_metadata(book, pdf_text):
+    """Title, subtitle, authors, version, date and licence on the first page;
+    the PDF's own title and language for readers and screen readers."""
+    first_page = _squash(pdf_text.split("\f")[0])
+    for text in ("Fixture Book", "Every construct, once", "Ada Tester", "Bo Checker",
+                 "Version 9.9.9", "2025-11-24", "Text: CC BY 4.0. Code: MIT."):
+        assert text in first_page, (text, first_page)
+    info = subprocess.run(["pdfinfo", str(book.out / "pdf" / PDF_NAME)],
+                          capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^Title:\s+Fixture Book$", info, re.M), info
+    assert re.search(r"^Author:\s+Ada Tester, Bo Checker$", info, re.M), info
+    raw = (book.out / "pdf" / PDF_NAME).read_bytes()
+    objects = [raw] + [  # the catalogue may sit in a compressed object stream
+        zlib.decompress(m[1]) for m in re.finditer(
+            rb"/FlateDecode[^>]*>>\s*stream\r?\n(.*?)\r?\nendstream", raw, re.S)
+    ]
+    assert any(b"/Lang (en)" in o or b"/Lang(en)" in o for o in objects)
+
+
+def test_site_footer_states_the_licences(book):
+    for name in ("index", "chapters/model"):
+        footer = book.html(name).select_one("footer .extra_footer")
+        assert footer is not None, name
+        assert "Text: CC BY 4.0. Code: MIT." in _squash(footer.get_text(" "))
 
 
 def test_preface_is_an_unnumbered_chapter_in_the_pdf(pdf_text):

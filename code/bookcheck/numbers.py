@@ -48,3 +48,29 @@ def compare_numbers(printed: dict[str, list[str]], expected: list[str]) -> list[
             if got != want:
                 problems.append(f"{name}: prints {got!r} where {want!r} is expected")
     return problems
+
+
+# What a reference prints when the source or the bridge gets Quarto's wording
+# wrong: the word twice, Sphinx's "(2.5)" form, a chapter called a section.
+# (Matches are reported pattern by pattern, in the order of the text.)
+WRONG_WORDING = (
+    (re.compile(r"\b(Equation|Figure|Table|Exercise|Section|Chapter|Appendix) \1s?\b",
+                re.I), "the word printed twice"),
+    # "Equations Equation 2.1 and ..."; not "Exercises" (a heading) followed by
+    # the first exercise's title, "Exercise 1.1 (...)"
+    (re.compile(r"\b(Equation|Figure|Table|Section|Chapter)s \1s? [0-9A-Z]", re.I),
+     "the word printed twice"),
+    (re.compile(r"\bEquations? \(\d"), "an equation number in parentheses"),
+    (re.compile(r"\bSection [0-9]+\b(?![.,]?\d)"), "a chapter printed as a section"),
+)
+
+
+def check_reference_wording(text: str, where: str) -> list[str]:
+    """References in ``text`` that do not read as Quarto prints them."""
+    text = flat(text)
+    problems = []
+    for pattern, what in WRONG_WORDING:
+        for m in pattern.finditer(text):
+            context = text[max(0, m.start() - 30) : m.end() + 30]
+            problems.append(f"{where}: {what}: ...{context}...")
+    return problems

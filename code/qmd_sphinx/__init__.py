@@ -83,7 +83,7 @@ def _missing_reference(app, env, node, contnode):
 
 
 def setup(app):
-    from qmd_sphinx import html, numbering, streams, transforms
+    from qmd_sphinx import html, numbering, progress, streams, transforms
 
     streams.install()
     app.setup_extension("myst_nb")
@@ -112,6 +112,11 @@ def setup(app):
 
     app.connect("builder-inited", _builder_inited)
     app.connect("source-read", _source_read)
+    # one line per chapter as it is read (executed or from the cache), a sum
+    app.connect("builder-inited", progress.builder_inited)
+    app.connect("source-read", progress.chapter_started)
+    app.connect("doctree-read", progress.chapter_read)
+    app.connect("env-updated", progress.summary)
     app.connect("missing-reference", _missing_reference, priority=900)
     app.connect("env-get-updated", numbering.number_book, priority=900)
     app.connect("build-finished", numbering.write_targets)
@@ -124,6 +129,7 @@ def setup(app):
     app.add_transform(transforms.RequireAltText)
     app.add_post_transform(transforms.ExerciseLatexLabels)
     app.add_post_transform(transforms.LatexPreface)
+    app.add_post_transform(transforms.LatexUnnumberedAppendices)
 
     return {
         "version": __version__,

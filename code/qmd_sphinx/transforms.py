@@ -259,6 +259,37 @@ class LatexPreface(SphinxPostTransform):
                 marker.parent.insert(marker.parent.index(marker), raw)
 
 
+class LatexUnnumberedAppendices(SphinxPostTransform):
+    """An appendix whose title is ``{.unnumbered}`` (the references) takes no
+    letter in the PDF either: a ``\\chapter*``, listed in the contents."""
+
+    default_priority = 31
+    formats = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        unnumbered = set(getattr(self.env, "qmd_unnumbered", ()) or ())
+        wanted = unnumbered & set(self.config.latex_appendices)
+        for doc in list(self.document.findall(nodes.document)):
+            docname = doc.get("docname")
+            if doc is self.document or docname not in wanted:
+                continue
+            section = next((n for n in doc.children if isinstance(n, nodes.section)),
+                           None)
+            if section is None or not isinstance(section[0], nodes.title):
+                continue
+            title = _latex_escape(section[0].astext())
+            labels = "".join(
+                f"\\phantomsection\\label{{\\detokenize{{{docname}:{node_id}}}}}"
+                for node_id in section["ids"]
+            )
+            section[0] = nodes.raw(
+                "",
+                f"\\chapter*{{{title}}}\\addcontentsline{{toc}}{{chapter}}{{{title}}}"
+                f"\\markboth{{{title}}}{{{title}}}{labels}\n",
+                format="latex",
+            )
+
+
 def _latex_escape(text: str) -> str:
     return "".join("\\" + c if c in "&%$#_{}" else c for c in text)
 
