@@ -286,6 +286,17 @@ def test_citations_link_to_the_bibliography(book):
     assert "fixture.author@example.org" in book.main_text("chapters/model")
 
 
+def test_bibliography_is_a_list_of_list_items(book):
+    """Screen readers (and axe-core) need the entries of role="list" to be
+    role="listitem"; docutils marks them with the deprecated doc-biblioentry."""
+    lists = book.html("chapters/references").select('main [role="list"]')
+    assert lists
+    for lst in lists:
+        entries = lst.find_all(recursive=False)
+        assert entries and all(e.get("role") == "listitem" for e in entries)
+    assert 'role="doc-biblioentry"' not in str(book.html("chapters/references"))
+
+
 def test_bibliography_in_pdf(pdf_text):
     assert "Statistical Rethinking" in pdf_text
     assert "fitting linear mixed-effects models" in _squash(pdf_text).lower()

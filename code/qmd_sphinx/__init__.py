@@ -121,6 +121,7 @@ def setup(app):
     app.connect("env-get-updated", numbering.number_book, priority=900)
     app.connect("build-finished", numbering.write_targets)
     app.connect("html-page-context", html.download_menu, priority=520)
+    app.connect("html-page-context", html.bibliography_roles)
     app.add_role("qmd-ref", numbering.ref_role)
     app.add_role("qmd-num", numbering.num_role)
     app.add_node(numbering.quarto_xref)
