@@ -3,10 +3,12 @@
 The fixture book uses every construct of the Quarto subset, a ``%%R`` cell and
 a figure. It is copied to a temporary folder and built once per module with
 ``scripts/build_book.py`` (as ``make book`` does); then the cache is exercised
-(rebuild, prose edit, code change) and broken copies must fail with
-``file:line``. The hash of the project's code is taken from a snapshot of
-``code/`` (``$QMD_SPHINX_CODE``), so the test can change it without touching
-the repository, and so a concurrent edit of ``code/`` cannot disturb it.
+(rebuild, prose edit, bridge change, code change) and broken copies must fail
+with ``file:line``. The hashes that key the execution cache (the package the
+chapters import, ``$QMD_SPHINX_CODE``) and the re-reading (the bridge,
+``$QMD_SPHINX_BRIDGE``) are taken from snapshots of ``code/multilevel`` and
+``code/qmd_sphinx``, so the test can change them without touching the
+repository, and so a concurrent edit of ``code/`` cannot disturb it.
 
 Executions are counted through ``$FIXTURE_EXECUTION_LOG``: a hidden
 ``include: false`` chunk of each executable chapter appends a line to it.
@@ -159,13 +161,20 @@ def book(tmp_path_factory) -> Book:
     base = tmp_path_factory.mktemp("fixture_book")
     root = base / "book"
     shutil.copytree(FIXTURE, root)
-    code = base / "code"
-    shutil.copytree(REPO / "code", code, ignore=shutil.ignore_patterns("__pycache__"))
+    # what keys the execution cache (as the build's default, code/multilevel)
+    # and what keys the re-reading (the bridge), as copies the tests can change
+    code = base / "code" / "multilevel"
+    shutil.copytree(REPO / "code" / "multilevel", code,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    bridge = base / "code" / "qmd_sphinx"
+    shutil.copytree(REPO / "code" / "qmd_sphinx", bridge,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     log = base / "executions.log"
     env = _child_env()
     env.update(
         FIXTURE_EXECUTION_LOG=str(log),
         QMD_SPHINX_CODE=str(code),
+        QMD_SPHINX_BRIDGE=str(bridge),
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
     )
@@ -553,9 +562,27 @@ def test_hash_cell_carries_the_hash_of_the_code(book):
     )
 
 
+def test_changing_the_bridge_rereads_every_chapter_but_executes_none(book):
+    before = book.executions()
+    module = book.base / "code" / "qmd_sphinx" / "html.py"
+    module.write_text(module.read_text() + "\n# touched by test_fixture_book\n")
+    result, seconds = book.build(formats="html,notebooks")
+    assert result.returncode == 0, _report(result)
+    out = result.stdout + result.stderr
+    read = re.findall(r"^html: (\S+) +\d+\.\d s  (\S.*)$", out, re.M)
+    assert sorted(name for name, _ in read) == sorted(
+        ["index", "chapters/model", "chapters/fits", "chapters/more",
+         "chapters/extra", "chapters/references"]
+    ), out[-3000:]
+    assert {state for _, state in read} == {"cache hit"}
+    assert book.executions() == before
+    print(f"\nfixture book, rebuild after a bridge change (html, notebooks): "
+          f"{seconds:.1f} s")
+
+
 def test_changing_the_code_reexecutes_every_chapter(book):
     before = book.executions()
-    module = book.code / "multilevel" / "display.py"
+    module = book.code / "display.py"
     module.write_text(module.read_text() + "\n# touched by test_fixture_book\n")
     result, seconds = book.build(formats="html,notebooks")
     assert result.returncode == 0, _report(result)
@@ -642,6 +669,14 @@ def test_broken_fixture_fails_with_file_and_line(
     assert fragment in report, report[-3000:]
 
 
+def _inflate(data: bytes) -> bytes:
+    """A Flate stream's bytes, as far as they decompress (images may not)."""
+    try:
+        return zlib.decompressobj().decompress(data)
+    except zlib.error:
+        return b""
+
+
 def test_pdf_title_page_and_metadata(book, pdf_text):
     """Title, subtitle, authors, version, date and licence on the first page;
     the PDF's own title and language for readers and screen readers."""
@@ -655,7 +690,7 @@ def test_pdf_title_page_and_metadata(book, pdf_text):
     assert re.search(r"^Author:\s+Ada Tester, Bo Checker$", info, re.M), info
     raw = (book.out / "pdf" / PDF_NAME).read_bytes()
     objects = [raw] + [  # the catalogue may sit in a compressed object stream
-        zlib.decompress(m[1]) for m in re.finditer(
+        _inflate(m[1]) for m in re.finditer(
             rb"/FlateDecode[^>]*>>\s*stream\r?\n(.*?)\r?\nendstream", raw, re.S)
     ]
     assert any(b"/Lang (en)" in o or b"/Lang(en)" in o for o in objects)

@@ -16,6 +16,8 @@ Environment variables (set by ``scripts/build_book.py``):
   ``code/multilevel`` next to ``conf.py``, the package the chapters import
   (the bridge itself is hashed separately: a change re-reads every chapter
   but executes none);
+- ``QMD_SPHINX_BRIDGE``: the folders hashed as the bridge's code (default:
+  this package; tests point it at a copy they can change);
 - ``QMD_SPHINX_DOWNLOADS``: what the download menu offers (``notebooks``,
   ``pdf``; comma separated); default both.
 """
@@ -111,6 +113,10 @@ def configure(ns: dict[str, Any]) -> None:
     confdir = Path(ns["__file__"]).resolve().parent
     root = Path(os.environ.get("QMD_SPHINX_ROOT") or confdir).resolve()
     chapters = _split(os.environ.get("QMD_SPHINX_CHAPTERS"))
+    # the bridge's own code: a change re-reads the chapters, executes none
+    bridge_dirs = [
+        Path(p) for p in _split(os.environ.get("QMD_SPHINX_BRIDGE"), os.pathsep)
+    ] or [Path(__file__).parent]
     code_dirs = [
         Path(p) for p in _split(os.environ.get("QMD_SPHINX_CODE"), os.pathsep)
     ] or [confdir / "code" / "multilevel"]
@@ -132,7 +138,7 @@ def configure(ns: dict[str, Any]) -> None:
         qmd_toctree=toctree_markdown(book),
         qmd_toctree_latex=toctree_markdown(book, appendices=False),
         qmd_code_hash=code_hash([d for d in code_dirs if d.is_dir()]),
-        qmd_bridge_hash=code_hash([Path(__file__).parent]),
+        qmd_bridge_hash=code_hash(bridge_dirs),
         qmd_downloads=downloads,
         qmd_pdf_name=book.pdf_name,
         language="en",
