@@ -7,7 +7,9 @@
 
 Outputs (under --out):
   html/                     the site (sphinx-book-theme), with downloads/
-  pdf/BOOK.pdf              the book (Sphinx LaTeX builder, xelatex, latexmk)
+  pdf/NAME.pdf              the book (Sphinx LaTeX builder, xelatex, latexmk),
+                            named by _quarto.yml (book: output-file:, else
+                            the title: one-mixed-model-two-ways.pdf)
   notebooks/NAME.ipynb      one executed notebook per chapter
   notebooks/student/        the same without the cells tagged `solution`
   .jupyter_cache/           the execution cache shared by the builds
@@ -28,7 +30,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FORMATS = ("html", "pdf", "notebooks")
-PDF_NAME = "BOOK.pdf"
 
 
 class BuildError(RuntimeError):
@@ -39,11 +40,22 @@ def _say(message: str) -> None:
     print(f"build_book: {message}", flush=True)
 
 
+#: what every kernel prints on start (ipykernel >= 6.29 on a TCP connection to
+#: its own machine): noise, not a problem of the book
+KERNEL_NOISE = "Kernel is running over TCP without encryption"
+
+
 def _run(cmd: list[str], step: str, cwd: Path | None = None, env=None) -> None:
+    """Run ``cmd``; its stderr is passed on without the kernels' TCP notice."""
     _say(f"{step}: {' '.join(map(str, cmd))}")
-    result = subprocess.run(cmd, cwd=cwd, env=env)
-    if result.returncode != 0:
-        raise BuildError(f"{step} failed (exit {result.returncode}); see above")
+    with subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE,
+                          text=True, errors="replace") as proc:
+        for text in proc.stderr:
+            if KERNEL_NOISE not in text:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+    if proc.returncode != 0:
+        raise BuildError(f"{step} failed (exit {proc.returncode}); see above")
 
 
 def _sphinx(builder: str, root: Path, out: Path, target: Path, env) -> None:
@@ -59,8 +71,8 @@ def _sphinx(builder: str, root: Path, out: Path, target: Path, env) -> None:
     _run(cmd, f"sphinx {builder}", env=env)
 
 
-def _latex_to_pdf(latex_dir: Path, out: Path) -> Path:
-    tex = latex_dir / "BOOK.tex"
+def _latex_to_pdf(latex_dir: Path, out: Path, name: str) -> Path:
+    tex = latex_dir / f"{Path(name).stem}.tex"
     if not tex.is_file():
         raise BuildError(f"the LaTeX builder wrote no {tex}")
     if shutil.which("latexmk") is None or shutil.which("xelatex") is None:
@@ -73,7 +85,7 @@ def _latex_to_pdf(latex_dir: Path, out: Path) -> Path:
         "-file-line-error", tex.name,
     ]  # fmt: skip
     result = subprocess.run(cmd, cwd=latex_dir, capture_output=True, text=True)
-    log = latex_dir / "BOOK.log"
+    log = tex.with_suffix(".log")
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
         raise BuildError(f"latexmk failed (exit {result.returncode}):\n{tail}")
@@ -81,17 +93,49 @@ def _latex_to_pdf(latex_dir: Path, out: Path) -> Path:
     for bad in ("There were undefined references", "Citation `"):
         if bad in text:
             raise BuildError(f"LaTeX reports '{bad}' in {log}")
+    _check_page_width(text, tex)
     pdf_dir = out / "pdf"
     pdf_dir.mkdir(parents=True, exist_ok=True)
-    target = pdf_dir / PDF_NAME
-    shutil.copy2(latex_dir / "BOOK.pdf", target)
+    target = pdf_dir / name
+    shutil.copy2(tex.with_suffix(".pdf"), target)
     return target
+
+
+def _references(out: Path) -> dict:
+    """The numbering the Sphinx run wrote (what cross-references print)."""
+    from qmd_sphinx.numbering import REFERENCES_FILE, load_targets
+
+    found = [out / ".doctrees" / b / REFERENCES_FILE for b in ("html", "latex", "dummy")]
+    found = [p for p in found if p.is_file()]
+    if found:  # the latest run's
+        return load_targets(max(found, key=lambda p: p.stat().st_mtime))
+    raise BuildError(f"no {REFERENCES_FILE} under {out / '.doctrees'}: "
+                     "the Sphinx build did not finish")
+
+
+def _check_page_width(log: str, tex: Path) -> None:
+    """Report the boxes that stick out of the page; fail above the limit."""
+    from qmd_sphinx.latexlog import OVERFULL_LIMIT_PT, check_overfull, overfull_boxes
+
+    boxes = [b for b in overfull_boxes(log) if b.box == "hbox"]
+    widest = max((b.points for b in boxes), default=0.0)
+    _say(f"pdf: {len(boxes)} overfull \\hbox(es), the widest {widest:.1f}pt "
+         f"(limit {OVERFULL_LIMIT_PT:g}pt)")
+    lines = tex.read_text(encoding="utf-8", errors="replace").splitlines()
+    problems = check_overfull(log, str(tex), lines)
+    if problems:
+        raise BuildError(
+            f"{len(problems)} line(s) of the PDF run past the text width (a wide "
+            "table: fewer or shorter columns; a code line: break it):\n"
+            + "\n".join(problems)
+        )
 
 
 def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
     from qmd_sphinx.html import notebook_name
     from qmd_sphinx.notebooks import export_chapter
 
+    references = _references(out)
     executed = out / "jupyter_execute"
     written = []
     for docname in docnames:
@@ -102,12 +146,13 @@ def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
             target,
             out / "notebooks" / "student" / name,
             cache_path=out / ".jupyter_cache",  # myst-nb's default: next to html/
+            references=references,
         )
         written.append(target)
     return written
 
 
-def _copy_into_site(out: Path, formats: set[str]) -> None:
+def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
     from qmd_sphinx.html import DOWNLOADS_DIR, NOTEBOOKS_DIR
 
     site = out / "html" / DOWNLOADS_DIR
@@ -115,21 +160,26 @@ def _copy_into_site(out: Path, formats: set[str]) -> None:
     if "notebooks" in formats:
         shutil.copytree(out / "notebooks", site / NOTEBOOKS_DIR, dirs_exist_ok=True)
     if "pdf" in formats:
-        shutil.copy2(out / "pdf" / PDF_NAME, site / PDF_NAME)
+        shutil.copy2(out / "pdf" / pdf_name, site / pdf_name)
 
 
 def build_env(root: Path, chapters: list[str] | None, formats: set[str]) -> dict:
     """The environment of the Sphinx runs (and of the kernels they start).
 
-    ``$QMD_SPHINX_CODE``, if set, replaces ``code/`` as the folders hashed into
-    the execution cache key (tests point it at a copy they can touch).
+    ``$QMD_SPHINX_CODE``, if set, replaces ``code/multilevel`` (the package
+    the chapters import) as the folders hashed into the execution cache key
+    (tests point it at a copy they can touch). The bridge (``code/qmd_sphinx``)
+    and the checks of the built book (``code/bookcheck``) are not in the key:
+    editing them re-reads the chapters but executes nothing again.
     """
     env = dict(os.environ)
     env.update(
         QMD_SPHINX_ROOT=str(root),
         QMD_SPHINX_CHAPTERS=",".join(chapters or []),
         # folders whose *.py files key the execution cache (os.pathsep list)
-        QMD_SPHINX_CODE=os.environ.get("QMD_SPHINX_CODE") or str(REPO / "code"),
+        QMD_SPHINX_CODE=(
+            os.environ.get("QMD_SPHINX_CODE") or str(REPO / "code" / "multilevel")
+        ),
         QMD_SPHINX_DOWNLOADS=",".join(sorted(formats & {"notebooks", "pdf"})),
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
@@ -165,14 +215,14 @@ def build(
         timed("html", _sphinx, "html", root, out, out / "html", env)
     if "pdf" in formats:
         timed("latex", _sphinx, "latex", root, out, out / "latex", env)
-        timed("pdf", _latex_to_pdf, out / "latex", out)
+        timed("pdf", _latex_to_pdf, out / "latex", out, book.pdf_name)
     if "notebooks" in formats:
         if not formats & {"html", "pdf"}:  # execute the chapters without a site
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
         docnames = [c.docname for c in book.chapters]
         timed("notebooks", _export_notebooks, out, docnames)
     if "html" in formats:
-        timed("downloads", _copy_into_site, out, formats)
+        timed("downloads", _copy_into_site, out, formats, book.pdf_name)
     return times
 
 

@@ -4,7 +4,7 @@
 (they do not skip) when there is none. Environment:
 
 - ``BOOK_BUILD``: the build folder (default: ``<repo>/_build``), holding
-  ``html/``, ``pdf/BOOK.pdf``; the screenshots go to ``BOOK_BUILD/screenshots``;
+  ``html/``, ``pdf/one-mixed-model-two-ways.pdf``; the screenshots go to ``BOOK_BUILD/screenshots``;
 - ``BOOK_ROOT``: the book's sources, with ``_quarto.yml`` (default: the repo);
 - ``BOOK_BUILD_2``: a second clean build of the same book for the determinism
   test; when unset, that test builds the site again (html only) into a
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
 BOOK_ROOT = Path(os.environ.get("BOOK_ROOT") or REPO).resolve()
 HTML = BUILD / "html"
-PDF = BUILD / "pdf" / "BOOK.pdf"
+PDF = BUILD / "pdf" / load_quarto(BOOK_ROOT).pdf_name  # one-mixed-model-two-ways.pdf
 SCREENSHOTS = BUILD / "screenshots"
 # A word the book uses on purpose; the site's search must find it.
 SEARCH_TERM = "lme4"
@@ -187,6 +187,17 @@ def test_pdf_has_every_chapter_every_figure_and_embedded_fonts(html_dir, chapter
     assert all(titles), titles
     figures = site.figure_count(html_dir, [html_dir / rel for rel in chapters])
     no_problems(pdf.check_pdf(PDF, titles, figures=figures))
+
+
+def test_references_read_as_quarto_prints_them(html_dir, chapters):
+    """No "Equation Equation", no "Equation (2.5)", no chapter called "Section
+    3": in the PDF and on every page of the site."""
+    from bookcheck.numbers import check_reference_wording
+
+    problems = check_reference_wording(pdf.pdf_text(PDF), PDF.name)
+    for rel in chapters:
+        problems += check_reference_wording(site.main_text(html_dir / rel), rel)
+    no_problems(problems)
 
 
 # --- the chapters' sources -------------------------------------------------

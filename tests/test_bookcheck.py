@@ -14,7 +14,7 @@ import pytest
 
 from bookcheck import browser, pdf, site
 
-PAGE = """<!DOCTYPE html><html><head><title>{title}</title>{head}</head>
+PAGE = """<!DOCTYPE html><html lang="en"><head><title>{title}</title>{head}</head>
 <body><main>{body}</main></body></html>"""
 
 
@@ -175,6 +175,29 @@ def test_browser_catches_raw_tex_console_errors_and_external_requests(tmp_path):
     assert (tmp_path / "shots" / "ok.png").stat().st_size > 0
     # every broken page is reported, the good one is not
     assert {p.split(":")[0] for p in problems} == {"raw.html", "err.html", "ext.html"}
+
+
+@needs_chromium
+def test_browser_runs_axe_and_fails_serious_accessibility_violations(tmp_path):
+    root = write_site(
+        tmp_path,
+        {
+            "ok.html": "<h1>Title</h1><p>Readable text.</p>",
+            "faint.html": '<h1>Title</h1><p style="color:#bbb;background:#fff">'
+            "Text too faint to read.</p>",
+            "nolabel.html": "<h1>Title</h1><button></button>"
+            '<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">',
+        },
+    )
+    problems, reports = browser.check_pages(root, ["ok.html", "faint.html",
+                                                   "nolabel.html"])
+    assert reports["ok.html"].problems() == []
+    faint = reports["faint.html"].accessibility
+    assert [(v.rule, v.impact) for v in faint] == [("color-contrast", "serious")]
+    rules = {v.rule for v in reports["nolabel.html"].accessibility}
+    assert {"button-name", "image-alt"} <= rules
+    assert {p.split(":")[0] for p in problems} == {"faint.html", "nolabel.html"}
+    assert any("accessibility: serious color-contrast" in p for p in problems)
 
 
 # --- determinism ------------------------------------------------------------
@@ -376,11 +399,11 @@ def test_download_gate_passes_a_full_menu_and_catches_missing_entries(tmp_path):
     (tmp_path / "downloads" / "notebooks" / "student").mkdir(parents=True)
     for name in ("cafes.ipynb", "student/cafes.ipynb", "student/lmer.ipynb"):
         (tmp_path / "downloads" / "notebooks" / name).write_text("{}")
-    (tmp_path / "downloads" / "BOOK.pdf").write_text("%PDF-")
+    (tmp_path / "downloads" / "one-mixed-model-two-ways.pdf").write_text("%PDF-")
     nb, student, pdf_ = (
         ("ipynb", "../downloads/notebooks/cafes.ipynb", ""),
         ("student", "../downloads/notebooks/student/cafes.ipynb", ""),
-        (".pdf", "../downloads/BOOK.pdf", ""),
+        (".pdf", "../downloads/one-mixed-model-two-ways.pdf", ""),
     )
     write_site(
         tmp_path,
@@ -390,7 +413,7 @@ def test_download_gate_passes_a_full_menu_and_catches_missing_entries(tmp_path):
             "book/lmer.html": _menu(
                 ("ipynb", "../downloads/notebooks/lmr.ipynb", ""),
                 ("student", "../downloads/notebooks/student/lmer.ipynb", ""),
-                (".pdf", "../downloads/BOOK.pdf", ' style="display:none"'),
+                (".pdf", "../downloads/one-mixed-model-two-ways.pdf", ' style="display:none"'),
             ),
             "book/none.html": "<p>no menu</p>",
         },
@@ -473,3 +496,93 @@ def test_rendered_text_keeps_outputs_and_drops_code(tmp_path):
     )
     text = determinism.rendered_text(root / "p.html")
     assert determinism.numbers(text) == ["-0.58", "0.49", "0", "1"]
+
+
+def test_numbers_printed_across_formats_must_agree():
+    from bookcheck.numbers import compare_numbers, printed_references
+
+    expected = ["Chapter 1", "Exercise 3.1", "Equations 1.1 and A.1"]
+    pdf_text = "x NUMBERS-START Chapter 1, Exer-\n   cise 3.1, Equations 1.1\nand A.1 NUMBERS-END."
+    printed = printed_references(pdf_text, "NUMBERS-START", "NUMBERS-END")
+    assert printed == expected  # hyphenation and line breaks undone
+    assert compare_numbers({"html": expected, "pdf": printed}, expected) == []
+    problems = compare_numbers(
+        {
+            "html": ["Chapter 1", "Exercise 3.4", "Equations 1.1 and A.1"],
+            "pdf": ["Section 1", "Exercise 3.1", "Equations 1.1 and A.1"],
+            "notebook": ["Chapter 1"],
+        },
+        expected,
+    )
+    assert problems == [
+        "html: prints 'Exercise 3.4' where 'Exercise 3.1' is expected",
+        "pdf: prints 'Section 1' where 'Chapter 1' is expected",
+        "notebook: 1 references printed, 3 expected: ['Chapter 1']",
+    ]
+    with pytest.raises(ValueError, match="no NUMBERS-START"):
+        printed_references("no markers here", "NUMBERS-START", "NUMBERS-END")
+
+
+LATEX_LOG = """\
+(./book.tex
+Overfull \\hbox (1.2pt too wide) in paragraph at lines 10--12
+[]\\TU/FreeSerif(0)/m/n/10.95 text
+Overfull \\hbox (48.5pt too wide) detected at line 40
+Overfull \\vbox (3.9pt too high) detected at line 52
+Overfull \\hbox (7.25pt too wide) in alignment at lines 60--70
+"""
+
+
+def test_overfull_boxes_above_the_limit_fail_the_build():
+    from qmd_sphinx.latexlog import check_overfull, overfull_boxes
+
+    boxes = overfull_boxes(LATEX_LOG)
+    assert [(b.box, b.points, b.line) for b in boxes] == [
+        ("hbox", 1.2, 10), ("hbox", 48.5, 40), ("vbox", 3.9, 52), ("hbox", 7.25, 60)
+    ]
+    tex = [f"line {k}" for k in range(1, 80)]
+    tex[39] = r"\begin{sphinxVerbatim}a very long line of code"
+    problems = check_overfull(LATEX_LOG, "book.tex", tex, limit=5)
+    assert problems == [
+        "book.tex:40: overfull \\hbox, 48.5pt beyond the text width (limit 5pt): "
+        "\\begin{sphinxVerbatim}a very long line of code",
+        "book.tex:60: overfull \\hbox, 7.2pt beyond the text width (limit 5pt): "
+        "line 60",
+    ]
+    assert check_overfull(LATEX_LOG, "book.tex", tex, limit=50) == []
+    assert check_overfull("no boxes here", "book.tex") == []
+
+
+def test_progress_lines_say_executed_cache_hit_or_no_code():
+    from qmd_sphinx import progress
+
+    started = 1000.0
+    assert progress.status({"mtime": 1001.0, "succeeded": True}, started) == "executed"
+    assert progress.status({"mtime": 999.0, "succeeded": True}, started) == "cache hit"
+    assert progress.status({"mtime": 1001.0, "succeeded": False}, started) == "FAILED"
+    assert progress.status(None, started) == "no code"
+    assert progress.line("html", "book/cafes", 12.345, "executed") == (
+        "html: book/cafes                      12.3 s  executed"
+    )
+    rows = [("a", 10.0, "executed"), ("b", 0.5, "cache hit"), ("c", 0.25, "cache hit")]
+    assert progress.summary_line("latex", rows, total=5) == (
+        "latex: 3 chapter(s) read in 10.8 s: 1 executed, 2 cache hit, "
+        "2 unchanged (not re-read)"
+    )
+
+
+
+def test_reference_wording_gate():
+    from bookcheck.numbers import check_reference_wording
+
+    good = ("In Chapter 3, Section 3.2 and Appendix A, Equation 2.5, Figure 4.1, "
+            "Table 4.2 and Exercise 6.2; Equations 1.1 and A.1. 1.5 Exercises "
+            "Exercise 1.1 (Read the model)")
+    assert check_reference_wording(good, "good") == []
+    bad = ("As Equation Equation (2.5) says, see Section 3 and\nFigure Figure 4.1; "
+           "equations Equations 2.1 and 2.2.")
+    problems = check_reference_wording(bad, "bad")
+    assert [p.split(":")[1].strip() for p in problems] == [
+        "the word printed twice", "the word printed twice", "the word printed twice",
+        "an equation number in parentheses", "a chapter printed as a section",
+    ]

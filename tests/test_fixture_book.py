@@ -3,10 +3,12 @@
 The fixture book uses every construct of the Quarto subset, a ``%%R`` cell and
 a figure. It is copied to a temporary folder and built once per module with
 ``scripts/build_book.py`` (as ``make book`` does); then the cache is exercised
-(rebuild, prose edit, code change) and broken copies must fail with
-``file:line``. The hash of the project's code is taken from a snapshot of
-``code/`` (``$QMD_SPHINX_CODE``), so the test can change it without touching
-the repository, and so a concurrent edit of ``code/`` cannot disturb it.
+(rebuild, prose edit, bridge change, code change) and broken copies must fail
+with ``file:line``. The hashes that key the execution cache (the package the
+chapters import, ``$QMD_SPHINX_CODE``) and the re-reading (the bridge,
+``$QMD_SPHINX_BRIDGE``) are taken from snapshots of ``code/multilevel`` and
+``code/qmd_sphinx``, so the test can change them without touching the
+repository, and so a concurrent edit of ``code/`` cannot disturb it.
 
 Executions are counted through ``$FIXTURE_EXECUTION_LOG``: a hidden
 ``include: false`` chunk of each executable chapter appends a line to it.
@@ -21,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +36,9 @@ pytestmark = pytest.mark.build
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixture_book"
 SCRIPT = REPO / "scripts" / "build_book.py"
-CHAPTERS = ("model", "fits")  # the chapters with code (and an execution log line)
+# the chapters with code (and an execution log line)
+CHAPTERS = ("model", "fits", "more", "extra")
+PDF_NAME = "fixture-book.pdf"  # the title's words: _quarto.yml has no output-file
 
 # What the fixture computes, computed here independently of the build.
 _DRAWS = np.random.default_rng(20251124).normal(3.5, 1.0, 12)
@@ -45,7 +50,33 @@ SOLUTION_SLOPE = f"{(-5.344) ** 2:.4f}"
 R_BLOCK = "R-LINE-1\nR-LINE-2\n(Intercept)          wt \n     37.285      -5.344 \n"
 
 LITERAL_SYNTAX = ("??", "@fig-", "@sec-", "@tbl-", "@eq-", "@exr-", "{python}",
-                  ":::", "{numref}", "{cite", "{glue", "{eq}", "{{<")  # fmt: skip
+                  ":::", "{numref}", "{qmd-", "{cite", "{glue", "{eq}", "{{<")  # fmt: skip
+
+
+# What the NUMBERS paragraph of chapters/more.qmd prints, as Quarto's book
+# format prints it: chapters count on across the parts, figures, tables,
+# exercises and equations restart from 1 in each chapter, the appendix is A,
+# a section without a number prints its title, [-@x] prints the number alone.
+NUMBERS = [
+    "Chapter 1", "Chapter 3", "Section 3.1", "Appendix A", "Section A.1",
+    "How to read it", "Equation 1.1", "Equation 3.1", "Equation A.1", "3.1",
+    "Equations 1.1 and A.1", "Figure 1.1", "Figure 3.1", "Figure A.1",
+    "Table 1.1", "Table 3.1", "Table A.1", "Exercise 1.1", "Exercise 2.1",
+    "Exercise 3.1", "Exercise A.1",
+]  # fmt: skip
+# (page, caption text, the number its caption prints) in every format
+CAPTIONS = [
+    ("chapters/model", "Waiting times by cafe.", "Figure 1.1"),
+    ("chapters/model", "Mean waiting time per cafe.", "Table 1.1"),
+    ("chapters/more", "Three more waits.", "Figure 3.1"),
+    ("chapters/more", "The three waits.", "Table 3.1"),
+    ("chapters/extra", "An appendix figure.", "Figure A.1"),
+    ("chapters/extra", "An appendix table.", "Table A.1"),
+]
+EQUATIONS = {"chapters/model": ["(1.1)"], "chapters/more": ["(3.1)"],
+             "chapters/extra": ["(A.1)"]}  # fmt: skip
+EXERCISES = {"chapters/model": ["Exercise 1.1"], "chapters/fits": ["Exercise 2.1"],
+             "chapters/more": ["Exercise 3.1"], "chapters/extra": ["Exercise A.1"]}
 
 
 def _load_build_script():
@@ -68,6 +99,7 @@ class Book:
     log: Path
     env: dict
     times: dict = field(default_factory=dict)
+    output: str = ""  # what the clean build printed
 
     def build(self, formats="html,pdf,notebooks", root=None, out=None, chapters=()):
         cmd = [sys.executable, str(SCRIPT), "--root", str(root or self.root),
@@ -129,13 +161,20 @@ def book(tmp_path_factory) -> Book:
     base = tmp_path_factory.mktemp("fixture_book")
     root = base / "book"
     shutil.copytree(FIXTURE, root)
-    code = base / "code"
-    shutil.copytree(REPO / "code", code, ignore=shutil.ignore_patterns("__pycache__"))
+    # what keys the execution cache (as the build's default, code/multilevel)
+    # and what keys the re-reading (the bridge), as copies the tests can change
+    code = base / "code" / "multilevel"
+    shutil.copytree(REPO / "code" / "multilevel", code,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    bridge = base / "code" / "qmd_sphinx"
+    shutil.copytree(REPO / "code" / "qmd_sphinx", bridge,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     log = base / "executions.log"
     env = _child_env()
     env.update(
         FIXTURE_EXECUTION_LOG=str(log),
         QMD_SPHINX_CODE=str(code),
+        QMD_SPHINX_BRIDGE=str(bridge),
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
     )
@@ -143,6 +182,7 @@ def book(tmp_path_factory) -> Book:
     result, seconds = b.build()
     assert result.returncode == 0, _report(result)
     b.times["clean"] = seconds
+    b.output = result.stdout + result.stderr
     print(f"\nfixture book, clean build (html, pdf, notebooks): {seconds:.1f} s")
     return b
 
@@ -150,7 +190,7 @@ def book(tmp_path_factory) -> Book:
 @pytest.fixture(scope="module")
 def pdf_text(book) -> str:
     assert shutil.which("pdftotext"), "pdftotext missing: apt-get install poppler-utils"
-    pdf = book.out / "pdf" / "BOOK.pdf"
+    pdf = book.out / "pdf" / PDF_NAME
     text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
         check=True,
@@ -163,14 +203,29 @@ def pdf_text(book) -> str:
 
 
 def test_every_output_is_written(book):
-    for name in ("index", "chapters/model", "chapters/fits", "chapters/references"):
+    for name in ("index", "chapters/model", "chapters/fits", "chapters/more",
+                 "chapters/extra", "chapters/references"):
         assert (book.out / "html" / f"{name}.html").is_file()
-    assert (book.out / "pdf" / "BOOK.pdf").stat().st_size > 10_000
-    for name in ("index", "model", "fits", "references"):
+    assert (book.out / "pdf" / PDF_NAME).stat().st_size > 10_000
+    for name in ("index", "model", "fits", "more", "extra", "references"):
         assert (book.out / "notebooks" / f"{name}.ipynb").is_file()
         assert (book.out / "notebooks" / "student" / f"{name}.ipynb").is_file()
     # each executable chapter ran once
     assert sorted(book.executions()) == sorted(CHAPTERS)
+
+
+def test_build_prints_a_line_per_chapter_and_no_kernel_noise(book):
+    out = book.output
+    assert "Kernel is running over TCP" not in out  # printed by every kernel
+    for name in ("index", "chapters/model", "chapters/fits", "chapters/more",
+                 "chapters/extra", "chapters/references"):
+        assert re.search(rf"^html: {re.escape(name)} +\d+\.\d s  executed$", out,
+                         re.M), out[-3000:]
+        assert re.search(rf"^latex: {re.escape(name)} +\d+\.\d s  cache hit$", out,
+                         re.M), out[-3000:]
+    assert re.search(r"^html: 6 chapter\(s\) read in \d+\.\d s: 6 executed$", out,
+                     re.M)
+    assert re.search(r"^build_book: pdf: 0 overfull \\hbox\(es\)", out, re.M), out[-3000:]
 
 
 def test_equations_are_numbered_in_html(book):
@@ -180,12 +235,13 @@ def test_equations_are_numbered_in_html(book):
     target = page.select_one("main #equation-eq-model")
     assert target is not None and "(1.1)" in target.get_text()
     refs = page.select('main a[href="#equation-eq-model"]')
-    assert [r.get_text(strip=True) for r in refs] == ["(1.1)"]
-    assert "Equation (1.1)" in book.main_text("chapters/model")
+    assert [r.get_text(strip=True) for r in refs] == ["Equation 1.1"]  # Quarto's text
+    text = book.main_text("chapters/model")
+    assert "Equation 1.1" in text and "Equation (1.1)" not in text
     # and from another chapter
     fits = book.html("chapters/fits")
     other = fits.select('main a[href$="model.html#equation-eq-model"]')
-    assert [r.get_text(strip=True) for r in other] == ["(1.1)"]
+    assert [r.get_text(strip=True) for r in other] == ["Equation 1.1"]
 
 
 def test_cross_references_are_numbered_links(book):
@@ -195,11 +251,11 @@ def test_cross_references_are_numbered_links(book):
         for a in fits.select("main a.reference.internal")
         if "#" in a["href"]
     }
-    assert links["sec-model"] == "Section 1"
+    assert links["sec-model"] == "Chapter 1"  # a chapter's label prints "Chapter"
     assert links["fig-waits"] == "Figure 1.1"
     assert links["tbl-waits"] == "Table 1.1"
     assert links["exr-mean"].startswith("Exercise 1.1")
-    assert links["sec-fits"] == "Section 2"  # chapters count on across parts
+    assert links["sec-fits"] == "Chapter 2"  # chapters count on across parts
 
 
 @pytest.mark.parametrize(
@@ -214,9 +270,10 @@ def test_no_literal_quarto_or_myst_syntax_in_html(book, name):
 def test_no_literal_quarto_or_myst_syntax_in_pdf(pdf_text):
     for literal in LITERAL_SYNTAX:
         assert literal not in pdf_text, f"{literal!r} left in the PDF"
-    assert "Equation (1.1)" in pdf_text
-    for ref in ("Figure 1.1", "Table 1.1", "Exercise 1.1", "Section 2"):
+    assert "Equation 1.1" in pdf_text and "Equation (1.1)" not in pdf_text
+    for ref in ("Figure 1.1", "Table 1.1", "Exercise 1.1", "Chapter 2"):
         assert ref in pdf_text
+    assert not re.search(r"Section \d\b(?!\.)", pdf_text)  # chapters print "Chapter"
 
 
 def test_citations_link_to_the_bibliography(book):
@@ -236,6 +293,17 @@ def test_citations_link_to_the_bibliography(book):
         assert expected[text(a)] in entry.get_text()
     # the e-mail address is text, not a citation
     assert "fixture.author@example.org" in book.main_text("chapters/model")
+
+
+def test_bibliography_is_a_list_of_list_items(book):
+    """Screen readers (and axe-core) need the entries of role="list" to be
+    role="listitem"; docutils marks them with the deprecated doc-biblioentry."""
+    lists = book.html("chapters/references").select('main [role="list"]')
+    assert lists
+    for lst in lists:
+        entries = lst.find_all(recursive=False)
+        assert entries and all(e.get("role") == "listitem" for e in entries)
+    assert 'role="doc-biblioentry"' not in str(book.html("chapters/references"))
 
 
 def test_bibliography_in_pdf(pdf_text):
@@ -318,7 +386,7 @@ def test_download_menu_links_exist(book):
         wanted = {
             f"../downloads/notebooks/{stem}.ipynb",
             f"../downloads/notebooks/student/{stem}.ipynb",
-            "../downloads/BOOK.pdf",
+            f"../downloads/{PDF_NAME}",
         }
         assert wanted <= set(hrefs)
         for href in wanted:
@@ -384,6 +452,74 @@ def test_callouts_and_unnumbered_preface(book):
 
 
 # --------------------------------------------------------------------------
+# one numbering in every format
+
+
+def _notebook_text(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_references_print_the_same_numbers_in_html_pdf_and_notebook(book, pdf_text):
+    from bookcheck.numbers import compare_numbers, printed_references
+
+    printed = {
+        fmt: printed_references(text, "NUMBERS-START", "NUMBERS-END")
+        for fmt, text in (
+            ("html", book.main_text("chapters/more")),
+            ("pdf", pdf_text),
+            ("notebook", _notebook_text(book.notebook("more"))),
+        )
+    }
+    assert compare_numbers(printed, NUMBERS) == []
+
+
+def test_captions_equations_and_exercises_number_alike_in_html_and_pdf(
+    book, pdf_text
+):
+    from bookcheck.numbers import flat
+
+    text = flat(pdf_text)
+    for page, caption, number in CAPTIONS:
+        html = book.html(page)
+        shown = [
+            _squash(c.get_text(" ")).strip()
+            for c in html.select("main figcaption, main table caption")
+        ]
+        assert any(s.startswith(number) and s.endswith(caption) for s in shown), (
+            page, number, shown,
+        )
+        assert f"{number}: {caption}" in text, (number, caption)
+    for page, numbers in EQUATIONS.items():
+        eqnos = [s.get_text(strip=True) for s in book.html(page).select("main .eqno")]
+        assert eqnos == numbers, page
+        for number in numbers:
+            assert number in text
+    for page, titles in EXERCISES.items():
+        shown = [
+            _squash(t.get_text(" ")).strip()
+            for t in book.html(page).select("main div.exercise p.admonition-title")
+        ]
+        assert [s.split(" (")[0].strip() for s in shown] == titles, (page, shown)
+        for title in titles:
+            assert re.search(rf"^\s*{re.escape(title)}\b", pdf_text, re.M), title
+
+
+def test_appendix_sections_are_lettered_in_html_and_pdf(book, pdf_text):
+    heads = [
+        _squash(h.get_text(" ")).strip()
+        for h in book.html("chapters/extra").select(
+            "article.bd-article h1, article.bd-article h2"
+        )
+    ]
+    assert heads == ["A. Extra results", "A.1. One more part"]
+    assert re.search(r"A\.1 One more part", flat_pdf := _squash(pdf_text))
+    assert "Appendix A" in flat_pdf
+    # the unnumbered appendix (the references) takes no letter in the PDF either
+    assert re.search(r"A\.1 One more part \. .* References \d+", flat_pdf)
+    assert not re.search(r"\bB\s+References\b", flat_pdf)
+
+
+# --------------------------------------------------------------------------
 # the execution cache (these tests run in file order and change the copy)
 
 
@@ -426,9 +562,27 @@ def test_hash_cell_carries_the_hash_of_the_code(book):
     )
 
 
+def test_changing_the_bridge_rereads_every_chapter_but_executes_none(book):
+    before = book.executions()
+    module = book.base / "code" / "qmd_sphinx" / "html.py"
+    module.write_text(module.read_text() + "\n# touched by test_fixture_book\n")
+    result, seconds = book.build(formats="html,notebooks")
+    assert result.returncode == 0, _report(result)
+    out = result.stdout + result.stderr
+    read = re.findall(r"^html: (\S+) +\d+\.\d s  (\S.*)$", out, re.M)
+    assert sorted(name for name, _ in read) == sorted(
+        ["index", "chapters/model", "chapters/fits", "chapters/more",
+         "chapters/extra", "chapters/references"]
+    ), out[-3000:]
+    assert {state for _, state in read} == {"cache hit"}
+    assert book.executions() == before
+    print(f"\nfixture book, rebuild after a bridge change (html, notebooks): "
+          f"{seconds:.1f} s")
+
+
 def test_changing_the_code_reexecutes_every_chapter(book):
     before = book.executions()
-    module = book.code / "multilevel" / "display.py"
+    module = book.code / "display.py"
     module.write_text(module.read_text() + "\n# touched by test_fixture_book\n")
     result, seconds = book.build(formats="html,notebooks")
     assert result.returncode == 0, _report(result)
@@ -459,7 +613,7 @@ def test_build_hashes_the_projects_code_by_default(monkeypatch):
     build_book = _load_build_script()
     monkeypatch.delenv("QMD_SPHINX_CODE", raising=False)
     env = build_book.build_env(FIXTURE, None, {"html"})
-    assert env["QMD_SPHINX_CODE"] == str(REPO / "code")
+    assert env["QMD_SPHINX_CODE"] == str(REPO / "code" / "multilevel")
     assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
     monkeypatch.setenv("QMD_SPHINX_CODE", "/somewhere/else")
     assert build_book.build_env(FIXTURE, None, {"html"})["QMD_SPHINX_CODE"] == (
@@ -513,6 +667,40 @@ def test_broken_fixture_fails_with_file_and_line(
     assert result.returncode != 0, report[-3000:]
     assert f"{chapter}:{line}:" in report, report[-3000:]
     assert fragment in report, report[-3000:]
+
+
+def _inflate(data: bytes) -> bytes:
+    """A Flate stream's bytes, as far as they decompress (images may not)."""
+    try:
+        return zlib.decompressobj().decompress(data)
+    except zlib.error:
+        return b""
+
+
+def test_pdf_title_page_and_metadata(book, pdf_text):
+    """Title, subtitle, authors, version, date and licence on the first page;
+    the PDF's own title and language for readers and screen readers."""
+    first_page = _squash(pdf_text.split("\f")[0])
+    for text in ("Fixture Book", "Every construct, once", "Ada Tester", "Bo Checker",
+                 "Version 9.9.9", "2025-11-24", "Text: CC BY 4.0. Code: MIT."):
+        assert text in first_page, (text, first_page)
+    info = subprocess.run(["pdfinfo", str(book.out / "pdf" / PDF_NAME)],
+                          capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^Title:\s+Fixture Book$", info, re.M), info
+    assert re.search(r"^Author:\s+Ada Tester, Bo Checker$", info, re.M), info
+    raw = (book.out / "pdf" / PDF_NAME).read_bytes()
+    objects = [raw] + [  # the catalogue may sit in a compressed object stream
+        _inflate(m[1]) for m in re.finditer(
+            rb"/FlateDecode[^>]*>>\s*stream\r?\n(.*?)\r?\nendstream", raw, re.S)
+    ]
+    assert any(b"/Lang (en)" in o or b"/Lang(en)" in o for o in objects)
+
+
+def test_site_footer_states_the_licences(book):
+    for name in ("index", "chapters/model"):
+        footer = book.html(name).select_one("footer .extra_footer")
+        assert footer is not None, name
+        assert "Text: CC BY 4.0. Code: MIT." in _squash(footer.get_text(" "))
 
 
 def test_preface_is_an_unnumbered_chapter_in_the_pdf(pdf_text):

@@ -1,16 +1,14 @@
-"""The chapter linter (scripts/lint_chapters.py): each rule, caught and passed."""
+"""The chapter linter (qmd_sphinx.lint): each rule, caught and passed."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from qmd_sphinx import lint
+from qmd_sphinx.errors import QmdSyntaxError
+from qmd_sphinx.reader import qmd_to_notebook
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("lint_chapters", ROOT / "scripts/lint_chapters.py")
-lint = importlib.util.module_from_spec(_spec)
-sys.modules["lint_chapters"] = lint
-_spec.loader.exec_module(lint)
 
 
 def messages(text, path="ch.qmd"):
@@ -57,30 +55,49 @@ def test_clean_chapter_passes():
 def test_figure_caption_without_alt_is_caught_with_its_line():
     text = "```{python}\n#| label: fig-x\n#| fig-cap: \"A.\"\nplot()\n```\n"
     assert messages(text) == [
-        "ch.qmd:3: a figure with fig-cap needs fig-alt (alt text for screen readers)"
+        "ch.qmd:2: figure fig-x needs both fig-cap and fig-alt (fig-alt is missing)"
     ]
 
 
 def test_alt_without_caption_is_caught():
     text = "```{python}\n#| label: fig-x\n#| fig-alt: \"A.\"\nplot()\n```\n"
-    assert any("fig-alt without fig-cap" in m for m in messages(text))
+    assert any("fig-cap is missing" in m for m in messages(text))
 
 
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("# Title {#sec_Bad}\n", "label 'sec_Bad' does not follow"),
-        ("# Title {#intro}\n", "label 'intro' does not follow"),
-        ("# Title {#fig-intro}\n", "label 'fig-intro' should start with sec-"),
+        ("# Title {#sec_Bad}\n", "label 'sec_Bad' must start with sec-"),
+        ("# Title {#sec-a_b}\n", "label 'sec-a_b' is not valid"),
+        ("# Title {#intro}\n", "section label 'intro' must start with sec-"),
+        ("# Title {#fig-intro}\n", "section label 'fig-intro' must start with sec-"),
         (
-            "```{python}\n#| label: tbl-x\n#| fig-cap: a\n#| fig-alt: b\n```\n",
-            "label 'tbl-x' should start with fig-",
+            "```{python}\n#| label: tbl-x\n#| fig-cap: a\n#| fig-alt: b\nx\n```\n",
+            "fig-cap/fig-alt need a fig- label",
         ),
-        ("$$\nx\n$$ {#eqn-one}\n", "label 'eqn-one' does not follow"),
+        ("$$\nx\n$$ {#eqn-one}\n", "equation label 'eqn-one' must start with eq-"),
+        ("See Equation @eq-a.\n", "prints the word twice"),
     ],
 )
 def test_label_convention(text, expected):
     assert any(expected in m for m in messages(text)), messages(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["# T {#sec-a_b}\n", "# T {#sec-A}\n", "# T {#sec-a--b}\n", "# T {#sec-a-}\n",
+     "$$\nx\n$$ {#eq-x_1}\n", "::: {#exr-a_b}\nx\n:::\n",
+     "```{python}\n#| label: Set_Up\nx\n```\n", "# T {#sec-fit-lmer-2}\n"],
+)
+def test_the_linter_and_the_build_agree_on_labels(text):
+    """One grammar: a label the build refuses is the linter's problem, with the
+    build's message, and one the build accepts passes the linter."""
+    try:
+        qmd_to_notebook(text, "ch.qmd")
+    except QmdSyntaxError as exc:
+        assert messages(text) == [str(exc)]
+    else:
+        assert messages(text) == []
 
 
 def test_duplicate_label_across_files_names_the_first_place():
@@ -93,6 +110,14 @@ def test_duplicate_label_across_files_names_the_first_place():
 def test_eval_false_is_refused():
     text = "```{python}\n#| eval: false\nx = 1\n```\n"
     assert messages(text) == ["ch.qmd:2: eval: false; displayed code must be executed code"]
+
+
+def test_code_lines_of_literal_blocks_are_measured_too():
+    long = "y = " + "2 * " * 30 + "2"
+    text = f"Text.\n\n```python\n{long}\n```\n"
+    assert messages(text) == [
+        f"ch.qmd:4: code line is {len(long)} characters; the PDF page holds 80: break it"
+    ]
 
 
 @pytest.mark.parametrize("number", ["3.64", "-1.04", "0.5", "4.2.2"])
@@ -134,7 +159,7 @@ def test_long_code_line_is_caught():
 def test_main_reports_and_exits_nonzero(tmp_path, capsys):
     bad = tmp_path / "bad.qmd"
     bad.write_text("# T {#sec-t}\n\nWe got 3.14 here.\n")
-    assert lint.main([str(bad)]) == 1
+    assert lint.main([str(bad)], root=tmp_path) == 1
     out = capsys.readouterr().out
     assert "bad.qmd:3: the number 3.14 is typed into the prose" in out
 

@@ -16,6 +16,7 @@ from qmd_sphinx.quarto_config import (
     Chapter,
     QuartoConfigError,
     load_quarto,
+    slug,
     sphinx_settings,
     toctree_markdown,
 )
@@ -122,7 +123,48 @@ def test_sphinx_settings(tmp_path):
     assert settings["include_patterns"] == [c.path for c in book.chapters]
     assert settings["bibtex_bibfiles"] == ["refs.bib"]
     assert settings["latex_appendices"] == ["app/env", "app/refs"]
-    assert settings["latex_documents"][0][:3] == ("index", "BOOK.tex", "A Test Book")
+    # the PDF is named after the title, as Quarto names it
+    assert settings["latex_documents"][0][:3] == ("index", "a-test-book.tex",
+                                                  "A Test Book")
+    assert book.pdf_name == "a-test-book.pdf"
+
+
+def test_pdf_name_version_date_licence_and_footer(tmp_path):
+    quarto = BOOK.replace('  title: "A Test Book"\n', '''  title: "A Test Book"
+  subtitle: "Its subtitle"
+  output-file: my-book
+  date: 2025-11-24
+  page-footer: "Text: CC BY 4.0."
+''') + 'version: "1.2.3"\nlicense: "CC BY"\n'
+    book = load_quarto(make_book(tmp_path, quarto))
+    assert book.pdf_name == "my-book.pdf"
+    assert (book.subtitle, book.version, book.date_text, book.license, book.footer) == (
+        "Its subtitle", "1.2.3", "2025-11-24", "CC BY", "Text: CC BY 4.0."
+    )
+    assert sphinx_settings(book)["release"] == "1.2.3"
+    assert book.subset(["intro.qmd"]).pdf_name == "my-book.pdf"
+
+
+@pytest.mark.parametrize(
+    "title, name",
+    [("One Mixed Model, Two Ways", "one-mixed-model-two-ways"), ("R & Python 3", "r-python-3"),
+     ("  Ünïcode: a test ", "n-code-a-test")],
+)
+def test_slug(title, name):
+    assert slug(title) == name
+
+
+def test_real_book_pdf_name_and_version_match_the_project():
+    import tomllib
+
+    book = load_quarto(ROOT)
+    assert book.pdf_name == "one-mixed-model-two-ways.pdf"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert book.version == project["version"]
+    assert "CC BY 4.0" in book.footer and "MIT" in book.footer
+    assert (ROOT / "LICENSE").is_file() and (ROOT / "LICENSE-text").is_file()
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["title"] == book.title and citation["version"] == book.version
 
 
 def test_subset_keeps_index_and_listed_chapters(tmp_path):
@@ -168,6 +210,12 @@ ERRORS = [
     ("appendices not a list", ("  appendices:\n    - app/env.qmd\n    - app/refs.qmd\n",
                                "  appendices: app/env.qmd\n"), FILES, "must be a list"),
     ("bad yaml", ("book:\n", "book: [\n"), FILES, "not valid YAML"),
+    ("output-file with a folder", ('  title: "A Test Book"\n',
+                                   '  title: "A Test Book"\n  output-file: a/b\n'),
+     FILES, "must be a plain file name"),
+    ("subtitle not text", ('  title: "A Test Book"\n',
+                           '  title: "A Test Book"\n  subtitle: [a, b]\n'),
+     FILES, "subtitle: must be a string"),
 ]
 
 
@@ -237,4 +285,6 @@ def test_fixture_book_quarto_yml_loads():
     book = load_quarto(ROOT / "tests" / "fixture_book")
     assert book.title == "Fixture Book"
     assert [p for p, _ in book.parts()] == ["Models", "Fits"]
-    assert [c.path for c in book.appendices()] == ["chapters/references.qmd"]
+    assert [c.path for c in book.appendices()] == [
+        "chapters/extra.qmd", "chapters/references.qmd"
+    ]

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from qmd_sphinx.errors import QmdSyntaxError
-from qmd_sphinx.inline import show
+from qmd_sphinx.glue import show
 from qmd_sphinx.reader import (
     INLINE_IMPORT,
     Label,
@@ -231,7 +231,7 @@ def test_figure_caption_translates_citations_and_refs():
         )
     ).cells
     caption = cell.metadata["mystnb"]["figure"]["caption"]
-    assert caption == "As in {numref}`fig-b`, after {cite:p}`bates2015`."
+    assert caption == "As in {qmd-ref}`fig-b`, after {cite:p}`bates2015`."
 
 
 def test_table_label_and_caption_become_qmd_metadata():
@@ -423,16 +423,53 @@ def test_at_sign_in_math_is_not_a_citation():
 @pytest.mark.parametrize(
     "ref, myst",
     [
-        ("@sec-model", "{numref}`sec-model`"),
-        ("@fig-waits", "{numref}`fig-waits`"),
-        ("@tbl-means", "{numref}`tbl-means`"),
-        ("@exr-mean", "{numref}`exr-mean`"),
-        ("@eq-lmm", "Equation {eq}`eq-lmm`"),
+        ("@sec-model", "{qmd-ref}`sec-model`"),
+        ("@fig-waits", "{qmd-ref}`fig-waits`"),
+        ("@tbl-means", "{qmd-ref}`tbl-means`"),
+        ("@exr-mean", "{qmd-ref}`exr-mean`"),
+        ("@eq-lmm", "{qmd-ref}`eq-lmm`"),  # prints "Equation 2.5" itself
+        ("[-@eq-lmm]", "{qmd-num}`eq-lmm`"),  # the number alone
+        ("[Equations -@eq-a and -@eq-b]",
+         "Equations {qmd-num}`eq-a` and {qmd-num}`eq-b`"),
+        ("[Figures -@fig-a to -@fig-c]",
+         "Figures {qmd-num}`fig-a` to {qmd-num}`fig-c`"),
+        ("[-@sec-a]'s", "{qmd-num}`sec-a`'s"),
     ],
 )
 def test_cross_reference(ref, myst):
     nb = nb_of(f"See {ref}.\n")
     assert md_text(nb) == f"See {myst}."
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("See Equation @eq-a.\n", 1),
+        ("See equation @eq-a.\n", 1),
+        ("From the equations\n@eq-a and @eq-b.\n", 2),
+        ("As Figure @fig-a shows.\n", 1),
+        ("In Table @tbl-a.\n", 1),
+        ("Line one.\nIn Chapter @sec-a we fit.\n", 2),
+        ("In section @sec-a.\n", 1),
+        ("Do Exercise @exr-a.\n", 1),
+        ("See Appendix @sec-a.\n", 1),
+        ("See [Equations @eq-a and -@eq-b].\n", 1),
+        ("As Fig. @fig-a shows.\n", 1),
+    ],
+)
+def test_the_word_written_before_a_reference_is_refused(text, line):
+    """A reference prints its own word, as in Quarto: written twice, it would
+    read "Equation Equation 2.5"."""
+    with pytest.raises(QmdSyntaxError) as exc:
+        nb_of(text)
+    assert exc.value.line == line
+    assert "prints the word twice" in str(exc.value)
+    assert "-@" in str(exc.value)  # the fix
+
+
+def test_words_that_are_not_the_kinds_word_are_fine():
+    nb = nb_of("The tables of @sec-a, a figure-like @fig-a, and so on.\n")
+    assert "{qmd-ref}`sec-a`" in md_text(nb)
 
 
 @pytest.mark.parametrize(
@@ -476,7 +513,7 @@ def test_citation_at_end_of_sentence_keeps_the_full_stop():
 @pytest.mark.parametrize("kind", ["note", "tip", "warning", "important", "caution"])
 def test_callout_without_title(kind):
     (cell,) = nb_of(f"::: {{.callout-{kind}}}\nBody with @sec-a.\n:::\n").cells
-    assert cell.source == f":::{{{kind}}}\nBody with {{numref}}`sec-a`.\n:::"
+    assert cell.source == f":::{{{kind}}}\nBody with {{qmd-ref}}`sec-a`.\n:::"
 
 
 @pytest.mark.parametrize("kind", ["note", "tip", "warning", "important", "caution"])
@@ -545,7 +582,7 @@ def test_exercise_and_solution_become_gated_directives():
     start, ex_code, end, sol_start, sol_code, sol_end = nb.cells
     assert re.sub(r"\n{3,}", "\n\n", start.source) == (
         "```{exercise-start} Mean wait\n:label: exr-mean\n```\n\n"
-        "Compute the mean wait of {numref}`sec-data`."
+        "Compute the mean wait of {qmd-ref}`sec-data`."
     )
     assert ex_code.source == 'cafe_1 = waits[waits["cafe"] == 1]'
     assert end.source == "```{exercise-end}\n```"
@@ -680,6 +717,10 @@ ERRORS = [
      "kind thm- (@thm-main) is not supported"),
     ("capitalised xref", "See @Fig-a.\n", 1, "capitalised cross-reference"),
     ("xref in brackets", "See [@fig-a].\n", 1, "inside brackets"),
+    ("bare xref outside brackets", "See -@fig-a here.\n", 1, "inside brackets only"),
+    ("xref group with a citation", "See [Figure -@fig-a and @bates2015].\n", 1,
+     "mixes citations and cross-references"),
+    ("underscore in a label", "# A {#sec-a_b}\n", 1, "lower-case words"),
     ("heading attributes", "## Title {#sec-a .smaller}\n", 1, "heading attributes"),
     ("heading label not sec", "## Title {#intro}\n", 1, "must start with sec-"),
     ("equation label not eq", "$$\nx\n$$ {#fig-x}\n", 3, "must start with eq-"),
@@ -771,7 +812,7 @@ title: "Scanned"
 
 # Scanned {#sec-scanned}
 
-See @fig-a, @tbl-b and Equation @eq-c [@bates2015; @gelman2007].
+See @fig-a, @tbl-b and @eq-c [@bates2015; @gelman2007].
 
 $$
 y = x

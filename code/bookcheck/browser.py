@@ -16,7 +16,10 @@ book of a dozen chapters is checked with one page load each:
 - the download menu (sphinx-book-theme's ``.dropdown-download-buttons``),
   opened with a click: the entries a reader sees, with their links;
 - every solution (sphinx-exercise ``.solution``): hidden before a click on
-  its toggle, shown after it.
+  its toggle, shown after it;
+- accessibility: axe-core (shipped by the PyPI package
+  ``axe-playwright-python``) runs its WCAG 2.1 A and AA rules on the page as
+  loaded; a violation of impact "serious" or "critical" is a problem.
 """
 
 from __future__ import annotations
@@ -44,6 +47,44 @@ CHROMIUM_ARGS = [
 # Text that must not survive typesetting: MathJax replaces the delimiters.
 RAW_TEX = ("\\(", "\\)", "\\[", "\\]", "$$", "\\begin{", "\\frac")
 TIMEOUT_MS = 20_000
+#: axe-core's rule tags for WCAG 2.0 and 2.1, levels A and AA
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+#: the impacts that fail the gate ("minor" and "moderate" are reported only)
+AXE_FAILING = ("serious", "critical")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One axe-core rule a page breaks, with the first element at fault."""
+
+    rule: str
+    impact: str
+    help: str
+    nodes: int
+    target: str
+
+    def __str__(self) -> str:
+        return (f"{self.impact} {self.rule} ({self.help}) on {self.nodes} "
+                f"element(s), e.g. {self.target}")
+
+
+def axe_violations(page) -> list[Violation]:
+    """Run axe-core's WCAG 2.1 A/AA rules on a loaded Playwright page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    # preload: False, or axe-core fetches every stylesheet again to build a
+    # CSSOM (for rules outside these tags) and resolves a sheet's @import
+    # against the page, not the sheet: 404s for the theme's "../basic.css"
+    options = {"runOnly": {"type": "tag", "values": AXE_TAGS},
+               "resultTypes": ["violations"], "preload": False}
+    response = Axe().run(page, options=options).response
+    out = []
+    for v in response.get("violations", []):
+        nodes = v.get("nodes") or [{}]
+        target = " ".join(map(str, nodes[0].get("target", [])))
+        out.append(Violation(v["id"], v.get("impact") or "", v.get("help", ""),
+                             len(v.get("nodes") or []), target))
+    return out
 
 
 def chromium_path() -> str:
@@ -95,6 +136,7 @@ class PageReport:
     math_errors: list[str] = field(default_factory=list)  # MathJax error boxes
     downloads: list[tuple[str, str]] = field(default_factory=list)  # (text, href)
     solutions: list[Solution] = field(default_factory=list)
+    accessibility: list[Violation] = field(default_factory=list)  # axe-core
     screenshot: Path | None = None
 
     def problems(self) -> list[str]:
@@ -109,6 +151,8 @@ class PageReport:
                 f"{self.math_elements} math element(s) not typeset by MathJax"
             )
         out += [f"{p}: MathJax error: {e}" for e in self.math_errors]
+        out += [f"{p}: accessibility: {v}" for v in self.accessibility
+                if v.impact in AXE_FAILING]
         for s in self.solutions:
             if not s.hidden_before:
                 out.append(f"{p}: solution {s.id!r} is shown before any click")
@@ -244,7 +288,8 @@ class Site:
         return self.base + quote(rel, safe="/?=&#%")
 
     def visit(
-        self, rel: str, screenshot: Path | None = None, interact: bool = True
+        self, rel: str, screenshot: Path | None = None, interact: bool = True,
+        accessibility: bool = True,
     ) -> PageReport:
         """Load one page (path relative to the site), check it, report."""
         report = PageReport(rel)
@@ -261,6 +306,8 @@ class Site:
             report.math_errors = math["errors"]
             text = self.page.evaluate(_TEXT_WITHOUT_CODE)
             report.raw_tex = [t for t in RAW_TEX if t in text]
+            if accessibility:  # the page as loaded, before anything is clicked
+                report.accessibility = axe_violations(self.page)
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 self.page.screenshot(path=str(screenshot), full_page=True)

@@ -143,6 +143,7 @@ LITERAL_SYNTAX = (
     ":::",
     "{glue",
     "{numref}",
+    "{qmd-",
     "{cite",
 )
 

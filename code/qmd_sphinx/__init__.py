@@ -8,8 +8,11 @@ the configuration a ``conf.py`` gets from ``_quarto.yml``):
 - before anything is read, every chapter is translated and scanned, and every
   cross-reference and citation key is checked (``checks.py``): problems stop
   the build with ``file:line``;
-- tables of ``tbl-`` cells get their caption and number, images without alt
-  text are errors, chapter numbers run on across parts (``transforms.py``);
+- tables of ``tbl-`` cells get their caption, images without alt text are
+  errors (``transforms.py``);
+- chapters, sections, figures, tables, exercises and equations get one
+  numbering (per chapter from 1, appendices A.1, ...), and cross-references
+  print Quarto's text ("Chapter 3", "Equation 2.5") (``numbering.py``);
 - MathJax is copied into the site and each chapter's download menu offers its
   notebooks and the book's PDF (``html.py``).
 """
@@ -48,7 +51,9 @@ def _builder_inited(app) -> None:
         try:
             full = load_quarto(config.qmd_root)
             book = full.subset(list(config.qmd_chapters) or None)
-            app.env.qmd_labels = check_book(book, full)
+            index = check_book(book, full)
+            app.env.qmd_labels = index.labels
+            app.env.qmd_unnumbered = index.unnumbered_docnames
         except QuartoConfigError as exc:
             raise QmdBuildError(str(exc)) from None
         except BookCheckError as exc:
@@ -78,7 +83,7 @@ def _missing_reference(app, env, node, contnode):
 
 
 def setup(app):
-    from qmd_sphinx import html, streams, transforms
+    from qmd_sphinx import html, numbering, progress, streams, transforms
 
     streams.install()
     app.setup_extension("myst_nb")
@@ -91,25 +96,41 @@ def setup(app):
     app.add_config_value("qmd_chapters", [], "env", list)
     app.add_config_value("qmd_docnames", [], "env", list)
     app.add_config_value("qmd_parts", [], "env", list)
+    app.add_config_value("qmd_appendices", [], "env", list)
     app.add_config_value("qmd_part_titles", [], "env", list)
     app.add_config_value("qmd_toctree", "", "env", str)
     app.add_config_value("qmd_toctree_latex", "", "env", str)
     # A change in the project's code re-reads every chapter; the hash cell then
     # changes each notebook's jupyter-cache key, so the chapters re-execute.
     app.add_config_value("qmd_code_hash", "", "env", str)
+    # A change in the bridge re-reads every chapter too (its translation may
+    # differ) but is not in the execution cache key: nothing re-executes
+    # unless the code cells themselves change.
+    app.add_config_value("qmd_bridge_hash", "", "env", str)
     app.add_config_value("qmd_downloads", ["notebooks", "pdf"], "html", list)
     app.add_config_value("qmd_pdf_name", "BOOK.pdf", "html", str)
 
     app.connect("builder-inited", _builder_inited)
     app.connect("source-read", _source_read)
+    # one line per chapter as it is read (executed or from the cache), a sum
+    app.connect("builder-inited", progress.builder_inited)
+    app.connect("source-read", progress.chapter_started)
+    app.connect("doctree-read", progress.chapter_read)
+    app.connect("env-updated", progress.summary)
     app.connect("missing-reference", _missing_reference, priority=900)
-    app.connect("env-get-updated", transforms.continue_chapter_numbers, priority=900)
-    app.connect("env-get-updated", transforms.number_latex_appendices, priority=950)
+    app.connect("env-get-updated", numbering.number_book, priority=900)
+    app.connect("build-finished", numbering.write_targets)
     app.connect("html-page-context", html.download_menu, priority=520)
+    app.connect("html-page-context", html.bibliography_roles)
+    app.add_role("qmd-ref", numbering.ref_role)
+    app.add_role("qmd-num", numbering.num_role)
+    app.add_node(numbering.quarto_xref)
+    app.add_post_transform(numbering.QuartoReferences)
     app.add_transform(transforms.QuartoTables)
     app.add_transform(transforms.RequireAltText)
     app.add_post_transform(transforms.ExerciseLatexLabels)
     app.add_post_transform(transforms.LatexPreface)
+    app.add_post_transform(transforms.LatexUnnumberedAppendices)
 
     return {
         "version": __version__,

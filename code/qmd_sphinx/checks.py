@@ -29,6 +29,15 @@ class BookCheckError(Exception):
 
 
 @dataclass(frozen=True)
+class BookIndex:
+    """What the whole-book check learnt: where each label is defined, and the
+    chapters whose title is ``{.unnumbered}`` (they take no number)."""
+
+    labels: dict[str, str]  # label -> chapter path
+    unnumbered_docnames: set[str]
+
+
+@dataclass(frozen=True)
 class Item:
     name: str
     line: int
@@ -94,8 +103,8 @@ def _read_chapter(root: Path, rel: str) -> tuple[str, str]:
 
 def check_book(
     book: QuartoBook, full_book: QuartoBook | None = None
-) -> dict[str, str]:
-    """Check ``book``; return {label: chapter path} for every label of the book.
+) -> BookIndex:
+    """Check ``book``; return the labels of the book and its unnumbered chapters.
 
     ``full_book`` (default: ``book``) supplies the labels a sub-book may refer
     to in chapters it does not build. Raises :class:`BookCheckError`.
@@ -109,10 +118,14 @@ def check_book(
     labels: dict[str, tuple[str, int]] = {}
     uses: list[tuple[str, Item]] = []
     built = {c.path for c in book.chapters}
+    unnumbered: set[str] = set()
     for chapter in full_book.chapters:
         path, text = _read_chapter(root, chapter.path)
         try:  # scan translates the chapter: syntax errors surface here
-            items = scan_items(reader.scan(text, path))
+            scan = reader.scan(text, path)
+            items = scan_items(scan)
+            if getattr(scan, "unnumbered", False):
+                unnumbered.add(chapter.docname)
         except ValueError as exc:  # QmdSyntaxError: "path:line: message"
             if chapter.path in built:
                 problems.append(str(exc))
@@ -146,4 +159,4 @@ def check_book(
             )
     if problems:
         raise BookCheckError(problems)
-    return {name: where[0] for name, where in labels.items()}
+    return BookIndex({name: where[0] for name, where in labels.items()}, unnumbered)

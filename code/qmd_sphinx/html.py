@@ -1,4 +1,5 @@
-"""HTML-only pieces: MathJax served by the site, and the download menu."""
+"""HTML-only pieces: MathJax served by the site, the download menu, and the
+ARIA roles of the bibliography."""
 
 from __future__ import annotations
 
@@ -125,3 +126,17 @@ def download_menu(app, pagename, templatename, context, doctree) -> None:
             return
     if entries:
         buttons.insert(0, group)
+
+
+#: docutils writes the bibliography as ``<div role="list">`` whose entries
+#: have ``role="doc-biblioentry"``: a list without list items (axe-core:
+#: aria-required-children, critical), and a role ARIA 1.2 deprecates.
+BIBLIO_ROLE = 'role="doc-biblioentry"'
+
+
+def bibliography_roles(app, pagename, templatename, context, doctree) -> None:
+    """The bibliography's entries are the items of its list."""
+    body = context.get("body")
+    if isinstance(body, str) and BIBLIO_ROLE in body:
+        context["body"] = body.replace(BIBLIO_ROLE, 'role="listitem"')
+

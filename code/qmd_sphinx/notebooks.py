@@ -5,7 +5,10 @@ myst-nb writes each executed chapter to ``jupyter_execute/<docname>.ipynb``
 ``<docname>.glue.json``. :func:`export_chapter` turns one into the notebook a
 reader downloads: the build's hidden cells (code hash, inline-expression
 cells, the master toctree) are dropped and each ``{glue:md}`KEY``` in the
-markdown is replaced by its value. The student variant also drops every cell
+markdown is replaced by its value, and each cross-reference
+(``{qmd-ref}`fig-x```, ``{qmd-num}`fig-x```) by the text the site prints for it
+("Figure 4.1", "4.1"), read from the numbering the Sphinx build wrote
+(``numbering.REFERENCES_FILE``). The student variant also drops every cell
 tagged ``solution``.
 
 In ``nb_execution_mode = "cache"``, myst-nb 1.4 writes ``jupyter_execute/``
@@ -29,6 +32,7 @@ from qmd_sphinx.streams import merge_streams
 GLUE_ROLE = re.compile(
     r"\{glue(?::md|:text|)?\}`([^`]+?)(?::(?:commonmark|gfm|myst))?`"
 )
+XREF_ROLE = re.compile(r"\{qmd-(ref|num)\}`([^`]+)`")
 SOLUTION_TAG = "solution"
 
 
@@ -56,8 +60,10 @@ def _is_build_cell(cell) -> bool:
     return is_hash_cell(cell) or bool(qmd.get("inline")) or bool(qmd.get("toctree"))
 
 
-def clean_notebook(nb, glue: dict[str, str], where: str):
-    """Drop the build's hidden cells and put the glue values in the text."""
+def clean_notebook(nb, glue: dict[str, str], where: str, references=None):
+    """Drop the build's hidden cells, put the glue values and the text of the
+    cross-references (``references``: label -> ``numbering.Target``) in."""
+    references = references or {}
     cells = []
     for cell in nb.cells:
         if _is_build_cell(cell):
@@ -72,7 +78,15 @@ def clean_notebook(nb, glue: dict[str, str], where: str):
                     )
                 return glue[key]
 
-            cell.source = GLUE_ROLE.sub(value, cell.source)
+            def reference(match):
+                target = references.get(match.group(2))
+                if target is None:
+                    raise NotebookExportError(
+                        f"{where}: the build numbered no target {match.group(2)!r}"
+                    )
+                return target.text(bare=match.group(1) == "num")
+
+            cell.source = XREF_ROLE.sub(reference, GLUE_ROLE.sub(value, cell.source))
         elif cell.cell_type == "code":  # rpy2's many small pieces, as one text
             cell.outputs = [nbformat.from_dict(o) for o in merge_streams(cell.outputs)]
         cells.append(cell)
@@ -114,10 +128,12 @@ def export_chapter(
     out: Path,
     student_out: Path,
     cache_path: Path | str | None = None,
+    references: dict | None = None,
 ) -> None:
     """Write the reader's and the student's notebook of one chapter.
 
-    ``cache_path``: the build's jupyter-cache folder, where the outputs are.
+    ``cache_path``: the build's jupyter-cache folder, where the outputs are;
+    ``references``: label -> ``numbering.Target`` (what references print).
     """
     executed = Path(executed)
     if not executed.is_file():
@@ -128,7 +144,7 @@ def export_chapter(
     if cache_path is not None:
         nb = merge_cached_outputs(nb, cache_path, str(executed))
     glue_file = executed.with_name(executed.stem + ".glue.json")
-    nb = clean_notebook(nb, _glue_values(glue_file), str(executed))
+    nb = clean_notebook(nb, _glue_values(glue_file), str(executed), references)
     out.parent.mkdir(parents=True, exist_ok=True)
     student_out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)

@@ -13,6 +13,8 @@ Only what the Sphinx build uses is interpreted; the rest of ``_quarto.yml``
 from __future__ import annotations
 
 import dataclasses as dc
+import datetime as dt
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -54,6 +56,24 @@ class QuartoBook:
     authors: tuple[str, ...]
     chapters: tuple[Chapter, ...]  # index first, then parts, then appendices
     bibliography: tuple[str, ...]
+    subtitle: str = ""
+    #: the PDF's file name without ``.pdf`` (``book: output-file:``, as in
+    #: Quarto; default: the title in lower-case words joined by '-')
+    output_file: str = ""
+    version: str = ""  # top-level ``version:``
+    date: str = ""  # ``book: date:``; ``today`` is the build's date (UTC)
+    license: str = ""  # top-level ``license:`` (Quarto's, for the text)
+    footer: str = ""  # ``book: page-footer:``, plain text
+
+    @property
+    def pdf_name(self) -> str:
+        return f"{self.output_file or slug(self.title)}.pdf"
+
+    @property
+    def date_text(self) -> str:
+        if self.date in ("today", "last-modified"):
+            return dt.datetime.now(dt.timezone.utc).date().isoformat()
+        return self.date
 
     @property
     def index(self) -> Chapter:
@@ -96,6 +116,25 @@ class QuartoBook:
             c for i, c in enumerate(self.chapters) if i == 0 or c.path in wanted
         )
         return dc.replace(self, chapters=kept)
+
+
+def slug(title: str) -> str:
+    """``"One Mixed Model, Two Ways"`` -> ``"one-mixed-model-two-ways"``."""
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    if not words:
+        raise ValueError(f"title {title!r} has no letters or digits to name a file")
+    return "-".join(words)
+
+
+def _text(value: Any, where: str, file: Path) -> str:
+    """An optional text setting: a string (or a YAML date, as written)."""
+    if value is None:
+        return ""
+    if isinstance(value, (dt.date, int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise QuartoConfigError(file, f"{where} must be a string, got {value!r}")
+    return value.strip()
 
 
 def _relative(root: Path, path: str) -> str:
@@ -225,12 +264,25 @@ def load_quarto(root: Path | str, check_files: bool = True) -> QuartoBook:
         if check_files and not (root / bib).is_file():
             raise QuartoConfigError(file, f"bibliography {bib!r} not found")
 
+    output_file = _text(book.get("output-file"), "book: output-file:", file)
+    if output_file and not re.fullmatch(r"[A-Za-z0-9][\w.-]*", output_file):
+        raise QuartoConfigError(
+            file, f"book: output-file: {output_file!r} must be a plain file name "
+            "(letters, digits, '-', '_', '.'; no extension needed)"
+        )
+    output_file = output_file.removesuffix(".pdf") or slug(title)
     return QuartoBook(
         root=root,
         title=title.strip(),
         authors=authors,
         chapters=tuple(chapters),
         bibliography=bibliography,
+        subtitle=_text(book.get("subtitle"), "book: subtitle:", file),
+        output_file=output_file,
+        version=_text(data.get("version"), "version:", file),
+        date=_text(book.get("date"), "book: date:", file),
+        license=_text(data.get("license"), "license:", file),
+        footer=_text(book.get("page-footer"), "book: page-footer:", file),
     )
 
 
@@ -263,11 +315,13 @@ def sphinx_settings(book: QuartoBook) -> dict[str, Any]:
     """Sphinx configuration values that come from ``_quarto.yml``."""
     title = book.title
     author = book.author or "Unknown"
-    latex_name = "BOOK.tex"
+    latex_name = f"{book.output_file or slug(title)}.tex"
     return {
         "project": title,
         "author": author,
         "copyright": author,
+        "version": book.version,
+        "release": book.version,
         "root_doc": book.index.docname,
         "include_patterns": [c.path for c in book.chapters],
         "bibtex_bibfiles": list(book.bibliography),

@@ -6,7 +6,8 @@
 - :class:`RequireAltText`: a figure or image without alt text is a warning
   (an error under ``-W``) naming the file and line.
 - :func:`continue_chapter_numbers`: Sphinx restarts numbering in every
-  numbered toctree; Quarto numbers chapters straight through the parts.
+  numbered toctree; Quarto numbers chapters straight through the parts
+  (called by ``numbering.number_book``, which then numbers everything else).
 """
 
 from __future__ import annotations
@@ -133,15 +134,6 @@ def _shift(env, docname: str, offset: int) -> None:
         number = title.get("secnumber")
         if number and id(number) not in seen:
             number[0] += offset
-    fignums = env.toc_fignumbers.get(docname)
-    if fignums and env.config.numfig_secnum_depth > 0:
-        env.toc_fignumbers[docname] = {
-            figtype: {
-                fid: (num[0] + offset, *num[1:]) if len(num) > 1 else num
-                for fid, num in numbers.items()
-            }
-            for figtype, numbers in fignums.items()
-        }
 
 
 class ExerciseLatexLabels(SphinxPostTransform):
@@ -238,7 +230,15 @@ class LatexPreface(SphinxPostTransform):
                 continue
             command = commands[min(depth, len(commands)) - 1]
             text = _latex_escape(section[0].astext())
-            section[0] = nodes.raw("", f"\\{command}{{{text}}}\n", format="latex")
+            # the title's labels go with it: references to the section link here
+            root_doc = self.env.config.root_doc
+            labels = "".join(
+                f"\\phantomsection\\label{{\\detokenize{{{root_doc}:{node_id}}}}}"
+                for node_id in section["ids"]
+            )
+            section[0] = nodes.raw(
+                "", f"\\{command}{{{text}}}{labels}\n", format="latex"
+            )
 
 
     def _parts(self) -> None:
@@ -259,6 +259,37 @@ class LatexPreface(SphinxPostTransform):
                 marker.parent.insert(marker.parent.index(marker), raw)
 
 
+class LatexUnnumberedAppendices(SphinxPostTransform):
+    """An appendix whose title is ``{.unnumbered}`` (the references) takes no
+    letter in the PDF either: a ``\\chapter*``, listed in the contents."""
+
+    default_priority = 31
+    formats = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        unnumbered = set(getattr(self.env, "qmd_unnumbered", ()) or ())
+        wanted = unnumbered & set(self.config.latex_appendices)
+        for doc in list(self.document.findall(nodes.document)):
+            docname = doc.get("docname")
+            if doc is self.document or docname not in wanted:
+                continue
+            section = next((n for n in doc.children if isinstance(n, nodes.section)),
+                           None)
+            if section is None or not isinstance(section[0], nodes.title):
+                continue
+            title = _latex_escape(section[0].astext())
+            labels = "".join(
+                f"\\phantomsection\\label{{\\detokenize{{{docname}:{node_id}}}}}"
+                for node_id in section["ids"]
+            )
+            section[0] = nodes.raw(
+                "",
+                f"\\chapter*{{{title}}}\\addcontentsline{{toc}}{{chapter}}{{{title}}}"
+                f"\\markboth{{{title}}}{{{title}}}{labels}\n",
+                format="latex",
+            )
+
+
 def _latex_escape(text: str) -> str:
     return "".join("\\" + c if c in "&%$#_{}" else c for c in text)
 
@@ -270,33 +301,3 @@ def _depth_below(node, ancestor) -> int:
             depth += 1
         parent = parent.parent
     return depth
-
-
-def number_latex_appendices(app, env) -> list[str]:
-    """Give the appendices' figures, tables and exercises numbers in LaTeX.
-
-    The PDF takes its appendices from ``latex_appendices``, outside the
-    numbered toctree, so Sphinx assigns their figures no numbers and every
-    ``{numref}`` to one fails ("Any number is not assigned"). LaTeX numbers
-    them itself (A.1, ...) and the reference prints LaTeX's ``\\ref``, so
-    any number will do here; we count per appendix and kind.
-    """
-    if app.builder.format != "latex":
-        return []
-    domain = env.get_domain("std")
-    for k, docname in enumerate(app.config.latex_appendices, start=1):
-        if env.toc_fignumbers.get(docname) or docname not in env.all_docs:
-            continue
-        counts: dict[str, int] = {}
-        numbers: dict[str, dict[str, tuple[int, int]]] = {}
-        for node in env.get_doctree(docname).findall(nodes.Element):
-            if not node.get("ids") or not domain.is_enumerable_node(node):
-                continue
-            figtype = domain.get_enumerable_node_type(node)
-            if figtype is None:
-                continue
-            counts[figtype] = counts.get(figtype, 0) + 1
-            for node_id in node["ids"]:
-                numbers.setdefault(figtype, {})[node_id] = (k, counts[figtype])
-        env.toc_fignumbers[docname] = numbers
-    return []
