@@ -105,7 +105,8 @@ def _references(out: Path) -> dict:
     """The numbering the Sphinx run wrote (what cross-references print)."""
     from qmd_sphinx.numbering import REFERENCES_FILE, load_targets
 
-    found = [out / ".doctrees" / b / REFERENCES_FILE for b in ("html", "latex", "dummy")]
+    builders = ("html", "latex", "dummy")
+    found = [out / ".doctrees" / b / REFERENCES_FILE for b in builders]
     found = [p for p in found if p.is_file()]
     if found:  # the latest run's
         return load_targets(max(found, key=lambda p: p.stat().st_mtime))

@@ -4,7 +4,8 @@
 (they do not skip) when there is none. Environment:
 
 - ``BOOK_BUILD``: the build folder (default: ``<repo>/_build``), holding
-  ``html/``, ``pdf/one-mixed-model-two-ways.pdf``; the screenshots go to ``BOOK_BUILD/screenshots``;
+  ``html/``, ``pdf/one-mixed-model-two-ways.pdf``; the screenshots go to
+  ``BOOK_BUILD/screenshots``;
 - ``BOOK_ROOT``: the book's sources, with ``_quarto.yml`` (default: the repo);
 - ``BOOK_BUILD_2``: a second clean build of the same book for the determinism
   test; when unset, that test builds the site again (html only) into a

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bookcheck import browser, pdf, site
+from bookcheck import browser, determinism, pdf, site
 
 PAGE = """<!DOCTYPE html><html lang="en"><head><title>{title}</title>{head}</head>
 <body><main>{body}</main></body></html>"""
@@ -201,8 +201,6 @@ def test_browser_runs_axe_and_fails_serious_accessibility_violations(tmp_path):
 
 
 # --- determinism ------------------------------------------------------------
-
-from bookcheck import determinism  # noqa: E402
 
 
 def test_numbers_mask_timings_but_not_estimates():
@@ -413,7 +411,8 @@ def test_download_gate_passes_a_full_menu_and_catches_missing_entries(tmp_path):
             "book/lmer.html": _menu(
                 ("ipynb", "../downloads/notebooks/lmr.ipynb", ""),
                 ("student", "../downloads/notebooks/student/lmer.ipynb", ""),
-                (".pdf", "../downloads/one-mixed-model-two-ways.pdf", ' style="display:none"'),
+                (".pdf", "../downloads/one-mixed-model-two-ways.pdf",
+                 ' style="display:none"'),
             ),
             "book/none.html": "<p>no menu</p>",
         },
@@ -502,7 +501,8 @@ def test_numbers_printed_across_formats_must_agree():
     from bookcheck.numbers import compare_numbers, printed_references
 
     expected = ["Chapter 1", "Exercise 3.1", "Equations 1.1 and A.1"]
-    pdf_text = "x NUMBERS-START Chapter 1, Exer-\n   cise 3.1, Equations 1.1\nand A.1 NUMBERS-END."
+    pdf_text = ("x NUMBERS-START Chapter 1, Exer-\n   cise 3.1, Equations 1.1\n"
+                "and A.1 NUMBERS-END.")
     printed = printed_references(pdf_text, "NUMBERS-START", "NUMBERS-END")
     assert printed == expected  # hyphenation and line breaks undone
     assert compare_numbers({"html": expected, "pdf": printed}, expected) == []

@@ -50,7 +50,8 @@ SOLUTION_SLOPE = f"{(-5.344) ** 2:.4f}"
 R_BLOCK = "R-LINE-1\nR-LINE-2\n(Intercept)          wt \n     37.285      -5.344 \n"
 
 LITERAL_SYNTAX = ("??", "@fig-", "@sec-", "@tbl-", "@eq-", "@exr-", "{python}",
-                  ":::", "{numref}", "{qmd-", "{cite", "{glue", "{eq}", "{{<")  # fmt: skip
+                  ":::", "{numref}", "{qmd-", "{cite", "{glue", "{eq}",
+                  "{{<")  # fmt: skip
 
 
 # What the NUMBERS paragraph of chapters/more.qmd prints, as Quarto's book
@@ -225,7 +226,8 @@ def test_build_prints_a_line_per_chapter_and_no_kernel_noise(book):
                          re.M), out[-3000:]
     assert re.search(r"^html: 6 chapter\(s\) read in \d+\.\d s: 6 executed$", out,
                      re.M)
-    assert re.search(r"^build_book: pdf: 0 overfull \\hbox\(es\)", out, re.M), out[-3000:]
+    overfull = r"^build_book: pdf: 0 overfull \\hbox\(es\)"
+    assert re.search(overfull, out, re.M), out[-3000:]
 
 
 def test_equations_are_numbered_in_html(book):

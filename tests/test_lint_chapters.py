@@ -109,14 +109,17 @@ def test_duplicate_label_across_files_names_the_first_place():
 
 def test_eval_false_is_refused():
     text = "```{python}\n#| eval: false\nx = 1\n```\n"
-    assert messages(text) == ["ch.qmd:2: eval: false; displayed code must be executed code"]
+    assert messages(text) == [
+        "ch.qmd:2: eval: false; displayed code must be executed code"
+    ]
 
 
 def test_code_lines_of_literal_blocks_are_measured_too():
     long = "y = " + "2 * " * 30 + "2"
     text = f"Text.\n\n```python\n{long}\n```\n"
     assert messages(text) == [
-        f"ch.qmd:4: code line is {len(long)} characters; the PDF page holds 80: break it"
+        f"ch.qmd:4: code line is {len(long)} characters; "
+        "the PDF page holds 80: break it"
     ]
 
 
@@ -152,7 +155,8 @@ def test_long_code_line_is_caught():
     long = "x = " + "1 + " * 30 + "1"
     text = f"```{{python}}\n{long}\n```\n"
     assert messages(text) == [
-        f"ch.qmd:2: code line is {len(long)} characters; the PDF page holds 80: break it"
+        f"ch.qmd:2: code line is {len(long)} characters; "
+        "the PDF page holds 80: break it"
     ]
 
 

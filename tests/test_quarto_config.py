@@ -147,7 +147,8 @@ def test_pdf_name_version_date_licence_and_footer(tmp_path):
 
 @pytest.mark.parametrize(
     "title, name",
-    [("One Mixed Model, Two Ways", "one-mixed-model-two-ways"), ("R & Python 3", "r-python-3"),
+    [("One Mixed Model, Two Ways", "one-mixed-model-two-ways"),
+     ("R & Python 3", "r-python-3"),
      ("  Ünïcode: a test ", "n-code-a-test")],
 )
 def test_slug(title, name):

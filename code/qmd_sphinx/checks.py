@@ -10,9 +10,10 @@ together, each as ``file:line: message``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from qmd_sphinx.quarto_config import QuartoBook
 
@@ -92,7 +93,8 @@ def scan_items(scan: Any) -> list[Item]:
         ("cites", "cite"),
     ):
         if hasattr(scan, attr):
-            items.extend(Item(n, line, kind) for n, line in _entries(getattr(scan, attr)))
+            entries = _entries(getattr(scan, attr))
+            items.extend(Item(n, line, kind) for n, line in entries)
     return items
 
 

@@ -82,7 +82,10 @@ class Translator:
             if self.inlines.pending:
                 source = "\n".join(
                     [INLINE_IMPORT]
-                    + [f'_qmd_show("{key}", ({expr}))' for key, expr in self.inlines.pending]
+                    + [
+                        f'_qmd_show("{key}", ({expr}))'
+                        for key, expr in self.inlines.pending
+                    ]
                 )
                 meta = {"tags": ["remove-cell", *tags], "qmd": {"inline": True}}
                 self.add_cell(nbformat.v4.new_code_cell(source, metadata=meta), start)

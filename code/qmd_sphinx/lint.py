@@ -79,8 +79,13 @@ def _code_lines(block: Text):
         yield n, line
 
 
-def lint_text(text: str, path: str, labels: dict[str, str] | None = None) -> list[Problem]:
-    """Problems in one chapter. ``labels`` collects label -> first place across files."""
+def lint_text(
+    text: str, path: str, labels: dict[str, str] | None = None
+) -> list[Problem]:
+    """Problems in one chapter.
+
+    ``labels`` collects label -> first place across files.
+    """
     labels = {} if labels is None else labels
     problems: list[Problem] = []
 

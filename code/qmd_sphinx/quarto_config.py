@@ -72,7 +72,7 @@ class QuartoBook:
     @property
     def date_text(self) -> str:
         if self.date in ("today", "last-modified"):
-            return dt.datetime.now(dt.timezone.utc).date().isoformat()
+            return dt.datetime.now(dt.UTC).date().isoformat()
         return self.date
 
     @property
