@@ -132,22 +132,35 @@ def _check_page_width(log: str, tex: Path) -> None:
         )
 
 
-def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
+def _export_notebooks(out: Path, book) -> list[Path]:
+    """Both notebooks of every chapter, in Markdown every Jupyter renders
+    (references linked to ``book: site-url:``, else relative to the site)."""
     from qmd_sphinx.html import notebook_name
-    from qmd_sphinx.notebooks import export_chapter
+    from qmd_sphinx.nbmarkdown import Bibliography
+    from qmd_sphinx.notebooks import export_chapter, notebook_citations, read_chapter
 
     references = _references(out)
     executed = out / "jupyter_execute"
+    cache = out / ".jupyter_cache"  # myst-nb's default: next to html/
+    chapters = {c.docname: read_chapter(executed / f"{c.docname}.ipynb", cache)
+                for c in book.chapters}
+    cited: list[str] = []  # what the book cites, as a bibliography lists it
+    for nb in chapters.values():
+        cited += [k for k in notebook_citations(nb) if k not in cited]
+    bibliography = Bibliography([book.root / b for b in book.bibliography])
     written = []
-    for docname in docnames:
+    for docname, nb in chapters.items():
         name = notebook_name(docname)
         target = out / "notebooks" / name
         export_chapter(
             executed / f"{docname}.ipynb",
             target,
             out / "notebooks" / "student" / name,
-            cache_path=out / ".jupyter_cache",  # myst-nb's default: next to html/
             references=references,
+            site_url=book.site_url,
+            bibliography=bibliography,
+            book_cited=cited,
+            nb=nb,
         )
         written.append(target)
     return written
@@ -220,8 +233,7 @@ def build(
     if "notebooks" in formats:
         if not formats & {"html", "pdf"}:  # execute the chapters without a site
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
-        docnames = [c.docname for c in book.chapters]
-        timed("notebooks", _export_notebooks, out, docnames)
+        timed("notebooks", _export_notebooks, out, book)
     if "html" in formats:
         timed("downloads", _copy_into_site, out, formats, book.pdf_name)
     return times
