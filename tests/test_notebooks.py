@@ -141,6 +141,21 @@ def test_equations_targets_callouts_exercises_solutions(bib):
     assert nb.cells[2].metadata["tags"] == ["solution"]
 
 
+def test_blank_lines_collapse_outside_code_only(bib):
+    nb = convert(bib, _md("A\n\n\n\nB\n\n```python\nx = 1\n\n\ny = 2\n```"))
+    assert nb.cells[0].source == "A\n\nB\n\n```python\nx = 1\n\n\ny = 2\n```"
+
+
+def test_references_to_chapters_a_sub_book_leaves_out(bib):
+    cell = _md("See {qmd-ref}`sec-gone` and {qmd-ref}`eq-m`.")
+    nb = jupyter_notebook(_nb(cell), TARGETS, RELATIVE, bib, "x", [],
+                          left_out=frozenset({"sec-gone"}))
+    assert nb.cells[0].source == (
+        "See sec-gone and [Equation 2.5](../../book/model.html#equation-eq-m).")
+    with pytest.raises(NotebookMarkdownError, match="'sec-gone'"):
+        convert(bib, cell)
+
+
 def test_figure_captions_become_cells_beside_the_figure(bib):
     caption = "Waits, {cite:t}`bates2015`."
     fig = nbformat.v4.new_code_cell("plot()", metadata={

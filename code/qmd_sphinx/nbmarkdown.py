@@ -170,6 +170,9 @@ class Converter:
     where: str
     #: every key the book cites (what a ``{bibliography}`` lists)
     book_cited: list[str] = field(default_factory=list)
+    #: labels of chapters left out of a sub-book: printed as the label, plain
+    #: text, as the site prints them
+    left_out: frozenset[str] = frozenset()
     cited: list[str] = field(default_factory=list)
 
     # ---- inline
@@ -183,6 +186,8 @@ class Converter:
         return target
 
     def reference(self, label: str, bare: bool) -> str:
+        if label in self.left_out and label not in self.targets:
+            return label
         target = self.target(label)
         href = self.links.href(target.docname, target.anchor)
         return f"[{target.text(bare=bare)}]({href})"
@@ -207,7 +212,18 @@ class Converter:
     # ---- blocks
 
     def markdown(self, source: str) -> str:
-        return "\n".join(self.block_lines(source.split("\n"))).strip("\n")
+        out: list[str] = []
+        fence = ""  # the fence of the literal code block we are in
+        for line in self.block_lines(source.split("\n")):
+            if m := FENCE.match(line.strip()):
+                if not fence:
+                    fence = m[1]
+                elif m[1][0] == fence[0] and len(m[1]) >= len(fence) and not m[3]:
+                    fence = ""
+            elif not fence and not line.strip() and out and not out[-1].strip():
+                continue  # one blank line between blocks is enough
+            out.append(line)
+        return "\n".join(out).strip("\n")
 
     def block_lines(self, lines: list[str]) -> list[str]:
         out: list[str] = []
@@ -337,14 +353,16 @@ class Converter:
 
 def jupyter_notebook(nb, targets: dict, links: SiteLinks,
                      bibliography: Bibliography | None, where: str,
-                     book_cited: list[str] | None = None):
+                     book_cited: list[str] | None = None,
+                     left_out: frozenset[str] = frozenset()):
     """A copy of ``nb`` (markdown in MyST) whose markdown renders in Jupyter.
 
     Raises :class:`NotebookMarkdownError` on a construct with no Jupyter form
     and on any MyST/Quarto syntax left after the translation.
     """
     nb = nbformat.reads(nbformat.writes(nb), as_version=4)
-    conv = Converter(targets, links, bibliography, where, list(book_cited or []))
+    conv = Converter(targets, links, bibliography, where, list(book_cited or []),
+                     left_out=frozenset(left_out))
     cells = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":

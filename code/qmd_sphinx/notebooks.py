@@ -156,6 +156,7 @@ def export_chapter(
     bibliography: Bibliography | None = None,
     book_cited: list[str] | None = None,
     nb=None,
+    left_out: frozenset[str] = frozenset(),
 ) -> None:
     """Write the reader's and the student's notebook of one chapter.
 
@@ -166,7 +167,8 @@ def export_chapter(
     (``downloads/notebooks/`` and ``downloads/notebooks/student/``);
     ``bibliography``: the book's entries; ``book_cited``: every key the book
     cites (what a ``::: {#refs}`` lists); ``nb``: the chapter already read by
-    :func:`read_chapter` (else ``executed`` is read).
+    :func:`read_chapter` (else ``executed`` is read); ``left_out``: the labels
+    of the chapters a sub-book leaves out (printed as plain text).
     """
     where = str(executed)
     if nb is None:
@@ -176,7 +178,7 @@ def export_chapter(
         try:
             native = jupyter_notebook(variant, references or {},
                                       SiteLinks(site_url, depth), bibliography,
-                                      where, book_cited)
+                                      where, book_cited, left_out)
         except NotebookMarkdownError as exc:
             raise NotebookExportError(str(exc)) from None
         path.parent.mkdir(parents=True, exist_ok=True)
