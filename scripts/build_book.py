@@ -132,22 +132,52 @@ def _check_page_width(log: str, tex: Path) -> None:
         )
 
 
-def _export_notebooks(out: Path, docnames: list[str]) -> list[Path]:
+def _left_out_labels(whole, book) -> frozenset[str]:
+    """The labels defined in the chapters of ``whole`` that ``book`` leaves out."""
+    from qmd_sphinx.reader import scan
+
+    built = {c.path for c in book.chapters}
+    labels: set[str] = set()
+    for chapter in whole.chapters:
+        if chapter.path not in built:
+            path = whole.root / chapter.path
+            text = path.read_text(encoding="utf-8")
+            labels.update(label.name for label in scan(text, str(path)).defines)
+    return frozenset(labels)
+
+
+def _export_notebooks(out: Path, book, whole) -> list[Path]:
+    """Both notebooks of every chapter, in Markdown every Jupyter renders
+    (references linked to ``book: site-url:``, else relative to the site).
+    ``whole``: the whole book, of which ``book`` may be a sub-book."""
     from qmd_sphinx.html import notebook_name
-    from qmd_sphinx.notebooks import export_chapter
+    from qmd_sphinx.nbmarkdown import Bibliography
+    from qmd_sphinx.notebooks import export_chapter, notebook_citations, read_chapter
 
     references = _references(out)
     executed = out / "jupyter_execute"
+    cache = out / ".jupyter_cache"  # myst-nb's default: next to html/
+    chapters = {c.docname: read_chapter(executed / f"{c.docname}.ipynb", cache)
+                for c in book.chapters}
+    cited: list[str] = []  # what the book cites, as a bibliography lists it
+    for nb in chapters.values():
+        cited += [k for k in notebook_citations(nb) if k not in cited]
+    bibliography = Bibliography([book.root / b for b in book.bibliography])
+    left_out = _left_out_labels(whole, book)
     written = []
-    for docname in docnames:
+    for docname, nb in chapters.items():
         name = notebook_name(docname)
         target = out / "notebooks" / name
         export_chapter(
             executed / f"{docname}.ipynb",
             target,
             out / "notebooks" / "student" / name,
-            cache_path=out / ".jupyter_cache",  # myst-nb's default: next to html/
             references=references,
+            site_url=book.site_url,
+            bibliography=bibliography,
+            book_cited=cited,
+            nb=nb,
+            left_out=left_out,
         )
         written.append(target)
     return written
@@ -200,7 +230,8 @@ def build(
 
     root = root.resolve()
     out = out.resolve()
-    book = load_quarto(root).subset(chapters)
+    whole = load_quarto(root)
+    book = whole.subset(chapters)
     out.mkdir(parents=True, exist_ok=True)
     env = build_env(root, chapters, formats)
     times: dict[str, float] = {}
@@ -220,8 +251,7 @@ def build(
     if "notebooks" in formats:
         if not formats & {"html", "pdf"}:  # execute the chapters without a site
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
-        docnames = [c.docname for c in book.chapters]
-        timed("notebooks", _export_notebooks, out, docnames)
+        timed("notebooks", _export_notebooks, out, book, whole)
     if "html" in formats:
         timed("downloads", _copy_into_site, out, formats, book.pdf_name)
     return times

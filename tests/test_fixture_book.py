@@ -353,7 +353,8 @@ def test_solutions_in_full_notebook_not_in_student_notebook(book):
         assert marker not in nbformat.writes(student)
         assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
         # the exercises themselves stay in the student's notebook
-        assert any("exercise-start" in c.source for c in student.cells)
+        assert any(c.source.startswith("### <a id=") and "Exercise" in c.source
+                   for c in student.cells)
     assert "cafe_1 = " in nbformat.writes(book.notebook("model", student=True))
 
 
@@ -458,7 +459,9 @@ def test_callouts_and_unnumbered_preface(book):
 
 
 def _notebook_text(nb) -> str:
-    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    """The markdown of ``nb`` as it reads: each link's text without its target."""
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    return re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
 
 
 def test_references_print_the_same_numbers_in_html_pdf_and_notebook(book, pdf_text):
@@ -725,3 +728,85 @@ def test_pdf_has_the_parts_and_the_chapters_at_chapter_level(pdf_text):
     # the preface's own section is unnumbered
     assert "How to read it" in pdf_text
     assert not re.search(r"\d\.\d\s+How to read it", pdf_text)
+
+
+# --------------------------------------------------------------------------
+# the downloadable notebooks: Markdown that every Jupyter front end renders
+
+SITE = "https://fixture.example.org/book"  # book: site-url: of the fixture
+
+
+def _exported(book):
+    folder = book.out / "notebooks"
+    return sorted(folder.glob("*.ipynb")) + sorted(folder.glob("student/*.ipynb"))
+
+
+def test_no_myst_or_quarto_syntax_left_in_any_notebook(book):
+    from qmd_sphinx.nbmarkdown import leftover_syntax
+
+    paths = _exported(book)
+    assert len(paths) == 2 * 6  # index, 3 chapters, 2 appendices; two variants
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        assert leftover_syntax(nb) == [], path
+
+
+def _markdown(book, name, student=False) -> str:
+    nb = book.notebook(name, student=student)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_notebook_references_print_the_sites_text_and_link_to_the_site(book):
+    model = _markdown(book, "model")
+    assert (f"[Equation 1.1]({SITE}/chapters/model.html#equation-eq-model)"
+            in model)
+    assert f"[Figure 1.1]({SITE}/chapters/model.html#fig-waits) shows" in model
+    more = _markdown(book, "more", student=True)
+    assert f"[Appendix A]({SITE}/chapters/extra.html#sec-extra)" in more
+    assert f"[Exercise 2.1]({SITE}/chapters/fits.html#exr-slope)" in more
+    # every link to the site names a page the site has, and an id on it
+    for path in _exported(book):
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                         if c.cell_type == "markdown")
+        for page, anchor in re.findall(rf"\]\({re.escape(SITE)}/([^)#]+)#?([^)]*)\)",
+                                       text):
+            html = book.out / "html" / page
+            assert html.is_file(), (path, page)
+            if anchor:
+                assert f'id="{anchor}"' in html.read_text(encoding="utf-8"), (
+                    path, page, anchor)
+
+
+def test_notebook_citations_callouts_exercises_and_equations(book):
+    model = _markdown(book, "model")
+    assert "model of McElreath (2020), written" in model
+    assert "fitted with lme4 (Bates et al. 2015)." in model
+    assert "(Gelman and Hill 2007; Bates et al. 2015)" in model
+    # the References cell ends the notebook, with the entries cited, in order
+    last = book.notebook("model").cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## References")
+    entries = [s for s in last.source.splitlines() if s.startswith("- ")]
+    assert len(entries) == 3
+    assert "Douglas Bates, Martin Mächler, Ben Bolker, and Steve Walker" in entries[0]
+    assert "*Journal of Statistical Software*" in entries[0]
+    assert "Richard McElreath" in entries[2]
+    # the appendix of references lists what the whole book cites
+    refs = _markdown(book, "references")
+    assert refs.count("\n- ") == 3 and "Gelman and Hill" not in refs
+    # callouts: block quotes, title in bold ("Important" when untitled)
+    assert "> **Why varying intercepts**\n>\n> Each cafe gets its own" in model
+    assert "> **Important**\n>\n> Questions go to" in model
+    # exercises and solutions: headed cells; the student's has no solution
+    heads = [c.source.splitlines()[0] for c in book.notebook("model").cells
+             if c.cell_type == "markdown"]
+    assert '### <a id="exr-mean"></a>Exercise 1.1 (Mean wait)' in heads
+    assert "#### Solution" in heads
+    student = [c.source for c in book.notebook("model", student=True).cells]
+    assert not any(s.startswith("#### Solution") for s in student)
+    # equations: numbered with \tag inside the math; figure captions shown
+    tagged = "\\varepsilon_{ij} \\sim \\mathcal{N}(0, \\sigma^2)\n\\tag{1.1}\n$$"
+    assert tagged in model
+    assert "\\tag{A.1}" in _markdown(book, "extra")
+    assert '<a id="fig-waits"></a>**Figure 1.1** Waiting times by cafe.' in model
+    assert '<a id="tbl-waits"></a>**Table 1.1** Mean waiting time per cafe.' in model

@@ -2,14 +2,19 @@
 
 myst-nb writes each executed chapter to ``jupyter_execute/<docname>.ipynb``
 (next to the Sphinx output folder) with its glue values in
-``<docname>.glue.json``. :func:`export_chapter` turns one into the notebook a
-reader downloads: the build's hidden cells (code hash, inline-expression
-cells, the master toctree) are dropped and each ``{glue:md}`KEY``` in the
-markdown is replaced by its value, and each cross-reference
-(``{qmd-ref}`fig-x```, ``{qmd-num}`fig-x```) by the text the site prints for it
-("Figure 4.1", "4.1"), read from the numbering the Sphinx build wrote
-(``numbering.REFERENCES_FILE``). The student variant also drops every cell
-tagged ``solution``.
+``<docname>.glue.json``. :func:`export_chapter` turns one into the notebooks a
+reader and a student download, in three steps that later steps of the course
+kit can extend:
+
+1. :func:`clean_notebook`: the build's hidden cells (code hash,
+   inline-expression cells, the master toctree) are dropped and each
+   ``{glue:md}`KEY``` in the markdown is replaced by its value;
+2. :func:`student_variant`: the student's copy drops every cell tagged
+   ``solution``;
+3. ``nbmarkdown.jupyter_notebook``: each variant's markdown is translated
+   from MyST to what Jupyter, JupyterLab, VS Code and Colab render
+   (references as the site prints them, linked to the site; citations;
+   callouts; exercises; numbered equations) and checked for leftovers.
 
 In ``nb_execution_mode = "cache"``, myst-nb 1.4 writes ``jupyter_execute/``
 from the notebook it read, not from the one it merged with the cache: a
@@ -26,13 +31,19 @@ from pathlib import Path
 
 import nbformat
 
+from qmd_sphinx.nbmarkdown import (
+    Bibliography,
+    NotebookMarkdownError,
+    SiteLinks,
+    cited_keys,
+    jupyter_notebook,
+)
 from qmd_sphinx.sphinx_reader import INLINE_FIGURES, is_hash_cell
 from qmd_sphinx.streams import merge_streams
 
 GLUE_ROLE = re.compile(
     r"\{glue(?::md|:text|)?\}`([^`]+?)(?::(?:commonmark|gfm|myst))?`"
 )
-XREF_ROLE = re.compile(r"\{qmd-(ref|num)\}`([^`]+)`")
 SOLUTION_TAG = "solution"
 
 
@@ -60,10 +71,8 @@ def _is_build_cell(cell) -> bool:
     return is_hash_cell(cell) or bool(qmd.get("inline")) or bool(qmd.get("toctree"))
 
 
-def clean_notebook(nb, glue: dict[str, str], where: str, references=None):
-    """Drop the build's hidden cells, put the glue values and the text of the
-    cross-references (``references``: label -> ``numbering.Target``) in."""
-    references = references or {}
+def clean_notebook(nb, glue: dict[str, str], where: str):
+    """Drop the build's hidden cells and put the glue values in."""
     cells = []
     for cell in nb.cells:
         if _is_build_cell(cell):
@@ -77,16 +86,7 @@ def clean_notebook(nb, glue: dict[str, str], where: str, references=None):
                         f"{where}: no value for inline expression {key!r}"
                     )
                 return glue[key]
-
-            def reference(match):
-                target = references.get(match.group(2))
-                if target is None:
-                    raise NotebookExportError(
-                        f"{where}: the build numbered no target {match.group(2)!r}"
-                    )
-                return target.text(bare=match.group(1) == "num")
-
-            cell.source = XREF_ROLE.sub(reference, GLUE_ROLE.sub(value, cell.source))
+            cell.source = GLUE_ROLE.sub(value, cell.source)
         elif cell.cell_type == "code":  # rpy2's many small pieces, as one text
             cell.outputs = [nbformat.from_dict(o) for o in merge_streams(cell.outputs)]
         cells.append(cell)
@@ -100,7 +100,7 @@ def clean_notebook(nb, glue: dict[str, str], where: str, references=None):
 
 def student_variant(nb):
     """A copy of ``nb`` without the cells tagged ``solution``."""
-    student = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    student = nbformat.reads(nbformat.writes(nb), as_version=4)
     student.cells = [
         c
         for c in student.cells
@@ -123,18 +123,8 @@ def merge_cached_outputs(nb, cache_path: Path | str, where: str):
     return merged
 
 
-def export_chapter(
-    executed: Path,
-    out: Path,
-    student_out: Path,
-    cache_path: Path | str | None = None,
-    references: dict | None = None,
-) -> None:
-    """Write the reader's and the student's notebook of one chapter.
-
-    ``cache_path``: the build's jupyter-cache folder, where the outputs are;
-    ``references``: label -> ``numbering.Target`` (what references print).
-    """
+def read_chapter(executed: Path, cache_path: Path | str | None = None):
+    """The executed chapter with its outputs and values, cleaned (step 1)."""
     executed = Path(executed)
     if not executed.is_file():
         raise NotebookExportError(
@@ -144,8 +134,52 @@ def export_chapter(
     if cache_path is not None:
         nb = merge_cached_outputs(nb, cache_path, str(executed))
     glue_file = executed.with_name(executed.stem + ".glue.json")
-    nb = clean_notebook(nb, _glue_values(glue_file), str(executed), references)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    student_out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out)
-    nbformat.write(student_variant(nb), student_out)
+    return clean_notebook(nb, _glue_values(glue_file), str(executed))
+
+
+def notebook_citations(nb) -> list[str]:
+    """The citation keys of a cleaned chapter, in order."""
+    keys: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            keys += [k for k in cited_keys(cell.source) if k not in keys]
+    return keys
+
+
+def export_chapter(
+    executed: Path | None,
+    out: Path,
+    student_out: Path,
+    cache_path: Path | str | None = None,
+    references: dict | None = None,
+    site_url: str = "",
+    bibliography: Bibliography | None = None,
+    book_cited: list[str] | None = None,
+    nb=None,
+    left_out: frozenset[str] = frozenset(),
+) -> None:
+    """Write the reader's and the student's notebook of one chapter.
+
+    ``cache_path``: the build's jupyter-cache folder, where the outputs are;
+    ``references``: label -> ``numbering.Target`` (what references print);
+    ``site_url``: the book's site (``book: site-url:``), where references
+    link; unset, they link relative to the notebooks' place in the site
+    (``downloads/notebooks/`` and ``downloads/notebooks/student/``);
+    ``bibliography``: the book's entries; ``book_cited``: every key the book
+    cites (what a ``::: {#refs}`` lists); ``nb``: the chapter already read by
+    :func:`read_chapter` (else ``executed`` is read); ``left_out``: the labels
+    of the chapters a sub-book leaves out (printed as plain text).
+    """
+    where = str(executed)
+    if nb is None:
+        nb = read_chapter(executed, cache_path)
+    variants = ((nb, out, 2), (student_variant(nb), student_out, 3))
+    for variant, path, depth in variants:
+        try:
+            native = jupyter_notebook(variant, references or {},
+                                      SiteLinks(site_url, depth), bibliography,
+                                      where, book_cited, left_out)
+        except NotebookMarkdownError as exc:
+            raise NotebookExportError(str(exc)) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(native, path)

@@ -64,6 +64,9 @@ class QuartoBook:
     date: str = ""  # ``book: date:``; ``today`` is the build's date (UTC)
     license: str = ""  # top-level ``license:`` (Quarto's, for the text)
     footer: str = ""  # ``book: page-footer:``, plain text
+    #: ``book: site-url:``, where the book is published (the notebooks'
+    #: references link there; unset, they link relative to the site's files)
+    site_url: str = ""
 
     @property
     def pdf_name(self) -> str:
@@ -271,6 +274,12 @@ def load_quarto(root: Path | str, check_files: bool = True) -> QuartoBook:
             "(letters, digits, '-', '_', '.'; no extension needed)"
         )
     output_file = output_file.removesuffix(".pdf") or slug(title)
+    site_url = _text(book.get("site-url"), "book: site-url:", file)
+    if site_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", site_url):
+        raise QuartoConfigError(
+            file, f"book: site-url: {site_url!r} must be an http(s) address, "
+            "e.g. https://example.org/book"
+        )
     return QuartoBook(
         root=root,
         title=title.strip(),
@@ -283,6 +292,7 @@ def load_quarto(root: Path | str, check_files: bool = True) -> QuartoBook:
         date=_text(book.get("date"), "book: date:", file),
         license=_text(data.get("license"), "license:", file),
         footer=_text(book.get("page-footer"), "book: page-footer:", file),
+        site_url=site_url.rstrip("/"),
     )
 
 
