@@ -519,7 +519,13 @@ def _sample_pymc(
 ):
     """PyMC's own NUTS, or (``nuts_sampler="numpyro"``) NumPyro's through
     ``pm.sample``, its chains run in parallel on the CPU's cores."""
+    import sys
+
     kwargs: dict[str, Any] = {}
+    if nuts_sampler == "pymc" and "jax" in sys.modules:
+        # PyMC forks its chain processes; a fork of a process that runs
+        # JAX's threads can deadlock (JAX warns), so start them afresh.
+        kwargs["mp_ctx"] = "forkserver"
     if nuts_sampler == "numpyro":
         # one chain per device (see _prepare_jax)
         kwargs["nuts_sampler_kwargs"] = {"chain_method": "parallel"}
