@@ -12,14 +12,26 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
+# Compiled models are cached in one folder under the build directory, which
+# the book's kernels, the tests, the study and the benchmark share and
+# `make clean` removes: PyTensor's C modules, numba's functions and JAX's
+# programs. (multilevel.bayes picks the same folder when run by hand from
+# the checkout; MULTILEVEL_COMPILE_CACHE names another.)
+COMPILE_CACHE := $(abspath $(OUT))/.compile-cache
+export MULTILEVEL_COMPILE_CACHE := $(COMPILE_CACHE)
+export NUMBA_CACHE_DIR := $(COMPILE_CACHE)/numba
+export JAX_COMPILATION_CACHE_DIR := $(COMPILE_CACHE)/jax
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS := 0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES := 0
 # PyTensor's C code links to Debian's BLAS (libblas-dev, pulled in by
 # r-base-dev); without it PyTensor warns on stderr on a fresh compile cache.
-export PYTENSOR_FLAGS := blas__ldflags=-lblas
+export PYTENSOR_FLAGS := blas__ldflags=-lblas,base_compiledir=$(COMPILE_CACHE)/pytensor
 # R starts with the book's profile: it drops empty library folders from R's
 # library path, which R otherwise warns about in %%R outputs.
 export R_PROFILE_USER := $(CURDIR)/code/multilevel/Rprofile
 
-.PHONY: book test unit lint env check serve notebooks pdf html quarto lock clean
+.PHONY: book test unit lint env check serve notebooks pdf html quarto lock clean \
+  print-env
 
 # Everything a build reads: when none of it is newer than the last build,
 # `make book` (and so `make test`) does not rebuild.
@@ -87,5 +99,12 @@ lock:
 	/tmp/lock-venv/bin/pip install -q -e '.[book,test]'
 	/tmp/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
 
+## print-env: the variables every command here runs with (compile caches,
+## threads), as the kernels, the tests and the command lines see them
+print-env:
+	@$(PY) -c "import os; [print(k + '=' + os.environ.get(k, '')) for k in \
+	  ('MULTILEVEL_COMPILE_CACHE', 'NUMBA_CACHE_DIR', \
+	   'JAX_COMPILATION_CACHE_DIR', 'PYTENSOR_FLAGS', 'OPENBLAS_NUM_THREADS')]"
+
 clean:
-	rm -rf $(OUT) .jupyter_cache tests/fixture_book/_build
+	rm -rf $(OUT) $(COMPILE_CACHE) .jupyter_cache tests/fixture_book/_build

@@ -157,6 +157,39 @@ def test_named_quantities_dims_and_coords(cafes):
             assert "z" in free and "ab_cafe" not in free
 
 
+def test_every_quantity_is_stored_once_under_one_name(cafes):
+    """The SDs and the correlation are stored as sigma_cafe and rho only,
+    so transforms that rebuild the model (freeze_dims_and_data, which PyMC's
+    JAX samplers apply) keep every name unique."""
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    for centered in (True, False):
+        model = cafe_model(cafes, centered=centered)
+        names = [v.name for v in model.deterministics]
+        assert "sigma_cafe" in names and "rho" in names
+        assert not any(n.startswith("chol_cov_") for n in names), names
+        frozen = freeze_dims_and_data(model)
+        frozen_names = [v.name for v in frozen.deterministics]
+        assert len(frozen_names) == len(set(frozen_names)), frozen_names
+        assert sorted(frozen_names) == sorted(names)
+
+
+def test_a_model_with_a_duplicated_quantity_is_caught_by_the_name_check(cafes):
+    """The check above fails on the model as it was written before: the SDs
+    wrapped in a second Deterministic beside PyMC's own chol_cov_stds."""
+    import pymc as pm
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    with pm.Model(coords={"effect": TERMS}) as model:
+        _, _, sd = pm.LKJCholeskyCov(
+            "chol_cov", n=2, eta=2.0, sd_dist=pm.Exponential.dist(1.0, shape=2),
+            compute_corr=True,
+        )
+        pm.Deterministic("sigma_cafe", sd, dims="effect")
+    names = [v.name for v in freeze_dims_and_data(model).deterministics]
+    assert len(names) != len(set(names))
+
+
 def test_cafe_labels_follow_r_factor_order(cafes):
     relabelled = cafes.assign(cafe=cafes["cafe"] + 1)  # 1..20: 10 after 9
     model = cafe_model(relabelled)
@@ -229,6 +262,9 @@ def test_bad_data_is_refused(cafes):
         ({"seed": 1, "draws": 0}, "draws"),
         ({"seed": 1, "level": 1.2}, "level"),
         ({"seed": 1, "centered": "no"}, "centered"),
+        ({"seed": 1, "target_accept": 1.0}, "between 0 and 1"),
+        ({"seed": 1, "target_accept": 0.0}, "a probability and must be > 0"),
+        ({"seed": 1, "target_accept": "high"}, "target_accept"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, match, cafes):

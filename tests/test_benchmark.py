@@ -185,3 +185,21 @@ def test_quick_cli_run(tmp_path, saved):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["settings"]["quick"] is True
     assert prov["command"].endswith("--quick")
+
+
+# ------------------------------------------------------- samplers side by side
+
+
+def test_run_samplers_refuses_an_unknown_sampler_before_running(tmp_path):
+    with pytest.raises(InputError, match="unknown sampler 'stan'"):
+        benchmark.run_samplers(tmp_path, ["nutpie", "stan"])
+    assert not (tmp_path / "samplers.csv").exists()
+    with pytest.raises(InputError, match="n_cafes must be >= 2"):
+        benchmark.run_samplers(tmp_path, ["nutpie"], n_cafes=1)
+
+
+def test_a_failing_fresh_fit_is_recorded_not_hidden(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmark, "_ONE_FIT", "raise SystemExit('no fit')")
+    row = benchmark._fresh_fit("nutpie", 20, 1, tmp_path, timeout=60)
+    assert row["status"] == "error: exit 1: no fit"
+    assert row["total_seconds"] > 0

@@ -29,17 +29,19 @@ import contextlib
 import hashlib
 import logging
 import numbers
+import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from multilevel import engines, validate
-from multilevel.errors import InputError
+from multilevel.errors import EngineMissingError, InputError
 from multilevel.fit import (
     ESS_BULK_MIN,
     R_HAT_MAX,
@@ -55,10 +57,13 @@ __all__ = [
     "GROUP",
     "R_HAT_MAX",
     "SAMPLERS",
+    "TARGET_ACCEPT",
     "CompiledCafeModel",
     "cafe_model",
     "clear_compiled",
+    "compile_cache_dir",
     "compile_cafe_model",
+    "configure_compile_caches",
     "fit_pymc",
     "quiet_sampling",
     "resolve_priors",
@@ -74,6 +79,64 @@ warnings.filterwarnings(
     message=r"\s*ArviZ is undergoing a major refactor",
     category=FutureWarning,
 )
+
+# ------------------------------------------------------- compilation caches
+
+#: The environment variable that names the folder of the compilation caches.
+CACHE_ENV = "MULTILEVEL_COMPILE_CACHE"
+#: The folder, under the build directory, when CACHE_ENV is not set.
+CACHE_SUBDIR = Path("_build") / ".compile-cache"
+
+
+def compile_cache_dir() -> Path | None:
+    """The one folder that holds PyTensor's, numba's and JAX's caches.
+
+    ``$MULTILEVEL_COMPILE_CACHE`` when it is set (the Makefile sets it to
+    ``_build/.compile-cache``, so the book, the tests, the study and the
+    benchmark share it); otherwise ``_build/.compile-cache`` of the checkout
+    this package lives in, when it is run from one; otherwise ``None`` and
+    each library keeps its own default.
+    """
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        return Path(given).resolve()
+    root = Path(__file__).resolve().parents[2]
+    if (root / "_quarto.yml").is_file():
+        return root / CACHE_SUBDIR
+    return None
+
+
+def configure_compile_caches(folder: Path | None = None) -> dict[str, str]:
+    """Point PyTensor, numba and JAX at ``folder`` (default
+    :func:`compile_cache_dir`), unless the environment already names their
+    caches. Returns the variables it set.
+
+    It only works before those libraries are imported, as it is here (this
+    module calls it before it imports PyMC); in a process that imported
+    PyMC, nutpie or JAX first, export the variables before starting it.
+    """
+    folder = compile_cache_dir() if folder is None else Path(folder)
+    if folder is None:
+        return {}
+    values = {
+        "NUMBA_CACHE_DIR": str(folder / "numba"),
+        "JAX_COMPILATION_CACHE_DIR": str(folder / "jax"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    set_now = {}
+    for name, value in values.items():
+        if not os.environ.get(name):
+            os.environ[name] = set_now[name] = value
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "compiledir" not in flags:
+        entry = f"base_compiledir={folder / 'pytensor'}"
+        os.environ["PYTENSOR_FLAGS"] = f"{flags},{entry}" if flags else entry
+        set_now["PYTENSOR_FLAGS"] = os.environ["PYTENSOR_FLAGS"]
+    return set_now
+
+
+configure_compile_caches()
 
 import arviz as az  # noqa: E402 (after the filter)
 import pymc as pm  # noqa: E402 (after the filter)
@@ -103,8 +166,15 @@ DEFAULT_PRIORS: Mapping[str, Mapping[str, Any]] = {
 #: Which prior parameters must be > 0 (scales, rates, the LKJ shape).
 _POSITIVE = {"sigma", "lam", "eta"}
 
-#: The samplers fit_pymc knows.
-SAMPLERS = ("nutpie", "pymc")
+#: The samplers fit_pymc knows (the registry's, the default first).
+SAMPLERS = engines.sampler_names()
+
+#: NUTS's target acceptance rate. At the usual 0.8 the centred cafe model
+#: diverged about once in 50,000 draws, always far out in the tail of the
+#: correlation (rho near -1), where the transform of the LKJ Cholesky factor
+#: curves sharply; the smaller steps of 0.9 follow it (no divergence in
+#: 48,000 draws) at about 1.8 times the leapfrog steps per draw.
+TARGET_ACCEPT = 0.9
 ENGINE = engines.engine("pymc")
 
 
@@ -218,12 +288,15 @@ def cafe_model(
     )
     with pm.Model(coords=coords) as model:
         # (12), (15), (16): S = diag(sigma_cafe) R diag(sigma_cafe)
+        # store_in_trace=False: the SDs and R are stored once, under our
+        # names, not also as PyMC's chol_cov_stds and chol_cov_corr.
         chol, R, sigma_cafe = pm.LKJCholeskyCov(
             "chol_cov",
             n=len(EFFECTS),
             eta=p["R"]["eta"],
             sd_dist=pm.Exponential.dist(lam=lam_cafe, shape=len(EFFECTS)),
             compute_corr=True,
+            store_in_trace=False,
         )
         pm.Deterministic("sigma_cafe", sigma_cafe, dims="effect")
         pm.Deterministic("rho", R[1, 0])
@@ -408,7 +481,8 @@ def compile_cafe_model(
 
 
 def _sample_nutpie(
-    model, key, draws, tune, chains, seed, progressbar, prepared=None
+    model, key, draws, tune, chains, seed, progressbar, prepared=None,
+    target_accept=TARGET_ACCEPT,
 ):
     import nutpie
 
@@ -431,6 +505,7 @@ def _sample_nutpie(
         seed=seed,
         progress_bar=progressbar,
         save_warmup=False,
+        target_accept=target_accept,
     )
     t2 = time.perf_counter()
     seconds = {"compile": t1 - t0, "sampling": t2 - t1, "total": t2 - t0}
@@ -438,7 +513,22 @@ def _sample_nutpie(
     return idata, seconds
 
 
-def _sample_pymc(model, draws, tune, chains, seed, progressbar, cores):
+def _sample_pymc(
+    model, draws, tune, chains, seed, progressbar, cores, target_accept,
+    nuts_sampler="pymc",
+):
+    """PyMC's own NUTS, or (``nuts_sampler="numpyro"``) NumPyro's through
+    ``pm.sample``, its chains run in parallel on the CPU's cores."""
+    import sys
+
+    kwargs: dict[str, Any] = {}
+    if nuts_sampler == "pymc" and "jax" in sys.modules:
+        # PyMC forks its chain processes; a fork of a process that runs
+        # JAX's threads can deadlock (JAX warns), so start them afresh.
+        kwargs["mp_ctx"] = "forkserver"
+    if nuts_sampler == "numpyro":
+        # one chain per device (see _prepare_jax)
+        kwargs["nuts_sampler_kwargs"] = {"chain_method": "parallel"}
     t0 = time.perf_counter()
     with model:
         idata = pm.sample(
@@ -449,12 +539,36 @@ def _sample_pymc(model, draws, tune, chains, seed, progressbar, cores):
             random_seed=seed,
             progressbar=progressbar,
             compute_convergence_checks=False,
+            target_accept=target_accept,
+            nuts_sampler=nuts_sampler,
+            **kwargs,
         )
     t1 = time.perf_counter()
-    # pm.sample compiles inside; its time is part of the total.
+    # pm.sample compiles inside and reports the time of its draws alone.
+    sampling = idata.sample_stats.attrs.get("sampling_time")
     return idata, {
-        "compile": None, "sampling": None, "total": t1 - t0, "compile_cached": False
+        "compile": None,
+        "sampling": None if sampling is None else float(sampling),
+        "total": t1 - t0,
+        "compile_cached": False,
     }
+
+
+def _prepare_jax(chains: int) -> None:
+    """Before JAX is first imported: as many CPU devices as chains (at least
+    four, the default number), so NumPyro runs the chains in parallel. JAX
+    fixes its devices when it is imported: a later fit with more chains than
+    devices runs them one after another (NumPyro warns)."""
+    import sys
+
+    if "jax" in sys.modules:
+        return
+    devices = max(chains, 4)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+        )
 
 
 def _summary(draws: Any, level: float) -> pd.DataFrame:
@@ -567,12 +681,16 @@ def fit_pymc(
     progressbar: bool = False,
     cores: int | None = None,
     compiled: CompiledCafeModel | None = None,
+    target_accept: float = TARGET_ACCEPT,
 ) -> Fit:
     """Sample the cafe model and summarise it in the shared :class:`Fit` shape.
 
     ``sampler="nutpie"`` (default) compiles the model with numba and samples
     with nutpie; ``sampler="pymc"`` uses PyMC's own NUTS (``cores`` chains in
-    parallel, default PyMC's choice). The seed is required; the same seed
+    parallel, default PyMC's choice); ``sampler="numpyro"`` compiles it with
+    JAX and samples with NumPyro, chains in parallel (needs jax and numpyro
+    installed). All three run NUTS with ``target_accept`` (default
+    :data:`TARGET_ACCEPT`) and give the same Fit. The seed is required; the same seed
     gives the same draws. A quick run for tests is just smaller ``draws`` and
     ``tune``.
 
@@ -588,7 +706,23 @@ def fit_pymc(
     already compiled for these cafes and visit times; the fit then only
     swaps in the waits and samples.
     """
-    validate.choice("sampler", sampler, SAMPLERS)
+    chosen = engines.sampler(sampler)
+    target_accept = validate.real_number(
+        "target_accept", target_accept, positive=True, what="a probability",
+        example=TARGET_ACCEPT,
+    )
+    if not target_accept < 1:
+        raise InputError(
+            f"target_accept must be between 0 and 1, got {target_accept!r}; "
+            f"e.g. {TARGET_ACCEPT}."
+        )
+    missing = chosen.missing()
+    if missing:
+        raise EngineMissingError(
+            f"sampler={sampler!r} needs {', '.join(missing)}, which cannot be "
+            "imported here; install the versions in requirements.lock "
+            f"(pip install {' '.join(missing)}) or pick another sampler."
+        )
     seed = validate.seed(seed, why="so the draws can be reproduced")
     draws = validate.whole_number("draws", draws, 1)
     tune = validate.whole_number("tune", tune, 0)
@@ -617,14 +751,17 @@ def fit_pymc(
                     )
                 prepared = compiled.with_waits(data)
             idata, seconds = _sample_nutpie(
-                model, key, draws, tune, chains, seed, progressbar, prepared
+                model, key, draws, tune, chains, seed, progressbar, prepared,
+                target_accept,
             )
-            method = "NUTS, nutpie"
         else:
+            if sampler == "numpyro":
+                _prepare_jax(chains)
             idata, seconds = _sample_pymc(
-                model, draws, tune, chains, seed, progressbar, cores
+                model, draws, tune, chains, seed, progressbar, cores,
+                target_accept, nuts_sampler=sampler,
             )
-            method = "NUTS, PyMC"
+        method = f"NUTS, {chosen.label}"
     if not centered:
         method += ", non-centred"
 
@@ -658,6 +795,7 @@ def fit_pymc(
     diagnostics.update(
         seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
         sampler=sampler, centered=bool(centered),
+        target_accept=target_accept,
     )
     messages = convergence_problems(diagnostics)
     return Fit(

@@ -34,6 +34,15 @@ if the prediction exceeds ``--cap`` seconds the fit is not run and the row
 says ``skipped: over cap``. Nothing is dropped silently: every engine has a
 row at every size.
 
+``--samplers`` times instead the samplers of ``fit_pymc`` side by side on
+one size (20 cafes by default), each end to end in a fresh process (start
+Python, import, build, compile, sample, summarise) as a reader runs it:
+first with empty compilation caches (``cold``), then twice reusing them
+(``warm``). It writes ``samplers.csv`` (sampler, run, seconds end to end
+and of sampling alone, divergences, worst r-hat, least bulk ESS, ESS per
+second, the load average around the run) and ``samplers.json``
+(provenance and each sampler's ratios to nutpie).
+
 Outputs in ``--out``: ``results.csv`` (engine, n_cafes, n_obs, seconds,
 repeats, status; written after every row) and ``provenance.json`` (command,
 versions, R and lme4, git commit, date, cores, load average before and after,
@@ -47,7 +56,9 @@ import datetime
 import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from multilevel import engines, provenance
-from multilevel.bayes import cafe_model, quiet_sampling
+from multilevel.bayes import SAMPLERS, cafe_model, quiet_sampling
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.lmer import fit_lmer, r_available
@@ -71,9 +82,11 @@ __all__ = [
     "SIZES",
     "QUICK_SIZES",
     "STATUSES",
+    "SAMPLER_COLUMNS",
     "loglog_slope",
     "main",
     "run_benchmark",
+    "run_samplers",
 ]
 
 #: Columns of results.csv, in order.
@@ -430,6 +443,153 @@ def run_benchmark(
     return results
 
 
+# --------------------------------------------------------------------------
+# the samplers side by side, each in a fresh process
+
+#: Columns of samplers.csv, in order.
+SAMPLER_COLUMNS = (
+    "sampler", "n_cafes", "run", "total_seconds", "sampling_seconds",
+    "divergences", "r_hat_max", "ess_bulk_min", "ess_per_second",
+    "ess_per_sampling_second", "load_before", "load_after", "status",
+)
+#: Runs per sampler: empty caches first, then reusing them.
+SAMPLER_RUNS = ("cold", "warm", "warm")
+
+#: What the fresh process runs: what a reader types, then the diagnostics.
+_ONE_FIT = """
+import json, sys
+from multilevel import fit_pymc, simulate_cafes
+sampler, n_cafes, seed, data_seed = sys.argv[1], *map(int, sys.argv[2:5])
+data = simulate_cafes(n_cafes=n_cafes, seed=data_seed).data
+fit = fit_pymc(data, seed=seed, sampler=sampler, cores=2)
+d = fit.diagnostics
+print(json.dumps({k: d[k] for k in
+      ("divergences", "r_hat_max", "ess_bulk_min", "seconds")}))
+"""
+
+#: Variables that name compilation caches: cleared in the fresh process, so
+#: each run uses exactly the folder it is given.
+_CACHE_VARS = ("NUMBA_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")
+
+
+def _fresh_fit(
+    sampler: str, n_cafes: int, seed: int, cache: Path, timeout: float
+) -> dict[str, Any]:
+    """One fit in a new Python process whose caches live in ``cache``."""
+    env = {k: v for k, v in os.environ.items() if k not in _CACHE_VARS}
+    env["MULTILEVEL_COMPILE_CACHE"] = str(cache)
+    flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",")
+             if f and "compiledir" not in f]
+    env["PYTENSOR_FLAGS"] = ",".join(flags)
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONE_FIT, sampler, str(n_cafes), str(seed),
+         str(SEED)],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    total = time.perf_counter() - t0
+    row: dict[str, Any] = {
+        "total_seconds": total, "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        row["status"] = f"error: exit {proc.returncode}: {last[:120]}"
+        return row
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    sampling = got["seconds"].get("sampling")
+    ess = float(got["ess_bulk_min"])
+    row.update(
+        sampling_seconds=math.nan if sampling is None else float(sampling),
+        divergences=int(got["divergences"]),
+        r_hat_max=float(got["r_hat_max"]),
+        ess_bulk_min=ess,
+        ess_per_second=ess / total,
+        ess_per_sampling_second=(
+            math.nan if sampling is None else ess / float(sampling)
+        ),
+        status="ok",
+    )
+    return row
+
+
+def _versions(packages: Sequence[str]) -> dict[str, str | None]:
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def run_samplers(
+    out: Path,
+    samplers: Sequence[str] = SAMPLERS,
+    n_cafes: int = 20,
+    *,
+    seed: int = 2024,
+    timeout: float = 900.0,
+    argv: Sequence[str] = (),
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> pd.DataFrame:
+    """Time each sampler cold and warm in fresh processes; write
+    samplers.csv and samplers.json to ``out``. Returns the table."""
+    for name in samplers:
+        engines.sampler(name)  # an unknown name is refused before any run
+    if n_cafes < 2:
+        raise InputError(f"n_cafes must be >= 2, got {n_cafes!r}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prov = _provenance_base(argv)
+    prov["sampler_versions"] = _versions(
+        ("nutpie", "numba", "pymc", "pytensor", "jax", "jaxlib", "numpyro")
+    )
+    prov["settings"] = {
+        "n_cafes": n_cafes, "n_visits": N_VISITS, "data_seed": SEED,
+        "sampler_seed": seed, "mcmc": MCMC, "runs": list(SAMPLER_RUNS),
+        "what_is_timed": "a fresh Python process: import multilevel, "
+        "simulate_cafes, fit_pymc(data, seed, sampler) with its summaries; "
+        "cold = empty compilation caches, warm = the caches of the runs "
+        "before",
+    }
+    rows: list[dict[str, Any]] = []
+
+    def write() -> None:
+        pd.DataFrame(rows, columns=list(SAMPLER_COLUMNS)).to_csv(
+            out / "samplers.csv", index=False
+        )
+
+    with tempfile.TemporaryDirectory(prefix="sampler-caches-") as tmp:
+        for name in samplers:
+            cache = Path(tmp) / name
+            for run in SAMPLER_RUNS:
+                row = {"sampler": name, "n_cafes": n_cafes, "run": run}
+                row.update(_fresh_fit(name, n_cafes, seed, cache, timeout))
+                rows.append(row)
+                log(f"{name:<8} {run:<5} {row['total_seconds']:6.1f} s  "
+                    f"load {row['load_before']:.2f}  {row['status']}")
+                write()
+    table = pd.DataFrame(rows, columns=list(SAMPLER_COLUMNS))
+    ok = table[table["status"] == "ok"]
+    best = ok.groupby(["sampler", "run"])["total_seconds"].min()
+    ratios = {}
+    for (name, run), seconds in best.items():
+        if ("nutpie", run) in best.index:
+            ratios[f"{name}/{run}"] = seconds / best[("nutpie", run)]
+    prov["total_seconds_ratio_to_nutpie"] = ratios
+    prov["loadavg_after"] = list(os.getloadavg())
+    prov["date_finished"] = datetime.datetime.now(datetime.UTC).isoformat(
+        timespec="seconds"
+    )
+    (out / "samplers.json").write_text(json.dumps(prov, indent=2) + "\n")
+    write()
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
@@ -454,7 +614,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--default-sampler-max-cafes", type=int, default=DEFAULT_SAMPLER_MAX_CAFES,
         help="largest size at which PyMC's default sampler runs",
     )
+    parser.add_argument(
+        "--samplers", nargs="*", default=None, metavar="SAMPLER",
+        help="time these samplers of fit_pymc (all when none is named) cold "
+        "and warm in fresh processes, at the first of --sizes (default 20 "
+        "cafes), instead of the engines",
+    )
     args = parser.parse_args(argv)
+    if args.samplers is not None:
+        try:
+            table = run_samplers(
+                args.out, args.samplers or SAMPLERS,
+                n_cafes=(args.sizes or [20])[0], argv=argv,
+            )
+        except InputError as exc:
+            parser.error(str(exc))
+        print(table.to_string(index=False))
+        return 0
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     try:
         results = run_benchmark(

@@ -22,7 +22,18 @@ from dataclasses import dataclass
 
 from multilevel.errors import InputError
 
-__all__ = ["ENGINES", "Engine", "by_label", "engine", "fitter", "names"]
+__all__ = [
+    "ENGINES",
+    "SAMPLERS",
+    "Engine",
+    "Sampler",
+    "by_label",
+    "engine",
+    "fitter",
+    "names",
+    "sampler",
+    "sampler_names",
+]
 
 
 @dataclass(frozen=True)
@@ -98,3 +109,51 @@ def fitter(name: str) -> Callable:
     """The fitting function of engine ``name``, imported on first use."""
     e = engine(name)
     return getattr(importlib.import_module(e.module), e.function)
+
+
+# ----------------------------------------------------------------- samplers
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """One MCMC sampler the PyMC engine can draw with (``fit_pymc(...,
+    sampler=name)``): what compiles the model, and what must be installed."""
+
+    name: str
+    label: str
+    compiles_with: str
+    needs: tuple[str, ...]
+
+    def missing(self) -> tuple[str, ...]:
+        """The packages of ``needs`` that cannot be imported here."""
+        import importlib.util
+
+        return tuple(p for p in self.needs if importlib.util.find_spec(p) is None)
+
+
+#: The samplers, the default first.
+SAMPLERS: tuple[Sampler, ...] = (
+    Sampler(name="nutpie", label="nutpie", compiles_with="numba",
+            needs=("nutpie", "numba")),
+    Sampler(name="pymc", label="PyMC", compiles_with="PyTensor's C backend",
+            needs=()),
+    Sampler(name="numpyro", label="NumPyro", compiles_with="JAX (XLA)",
+            needs=("jax", "numpyro")),
+)
+
+_SAMPLER_BY_NAME = {s.name: s for s in SAMPLERS}
+
+
+def sampler_names() -> tuple[str, ...]:
+    """The samplers' names, the default first."""
+    return tuple(_SAMPLER_BY_NAME)
+
+
+def sampler(name: str) -> Sampler:
+    """The sampler called ``name``; an unknown name is refused with the list."""
+    if not isinstance(name, str) or name not in _SAMPLER_BY_NAME:
+        raise InputError(
+            f"unknown sampler {name!r}; choose one of "
+            f"{', '.join(_SAMPLER_BY_NAME)}."
+        )
+    return _SAMPLER_BY_NAME[name]

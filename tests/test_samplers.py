@@ -1,0 +1,115 @@
+"""Every sampler of ``fit_pymc`` draws from the same posterior.
+
+nutpie (numba), PyMC's own NUTS (PyTensor's C backend) and NumPyro (JAX) run
+the same NUTS on the same PyTensor graph of the cafe model; they differ in
+how the graph is compiled and how the chains are run. On a small data set
+each must converge (r-hat, ESS, no divergences), return a Fit of the same
+shape, and agree with a longer nutpie reference within Monte Carlo error.
+The data are the book's cafes (conftest's ``cafes``, 20 cafes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multilevel import engines
+from multilevel.bayes import SAMPLERS, fit_pymc
+from multilevel.data import simulate_cafes
+from multilevel.errors import EngineMissingError, InputError
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:PyTensor could not link to a BLAS:UserWarning"
+)
+
+SEED = 7
+#: Quantities compared between samplers (26 numbers at 20 cafes).
+NAMES = ("a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within", "alpha_cafe")
+
+
+@pytest.fixture(scope="module")
+def small():
+    return simulate_cafes(n_cafes=5, n_visits=20, seed=3).data
+
+
+@pytest.fixture(scope="module")
+def reference(cafes):
+    return fit_pymc(cafes, draws=2000, tune=1000, chains=4, seed=SEED)
+
+
+def test_the_registry_lists_the_samplers_default_first():
+    assert SAMPLERS == engines.sampler_names()
+    assert SAMPLERS[0] == "nutpie"
+    assert set(SAMPLERS) == {"nutpie", "pymc", "numpyro"}
+    assert engines.sampler("numpyro").needs == ("jax", "numpyro")
+
+
+def test_an_unknown_sampler_is_refused_with_the_list(small):
+    with pytest.raises(InputError, match="unknown sampler 'blackjax'; choose "
+                                         "one of nutpie, pymc, numpyro"):
+        engines.sampler("blackjax")
+    with pytest.raises(InputError, match="unknown sampler 'blackjax'"):
+        fit_pymc(small, seed=1, sampler="blackjax")
+    with pytest.raises(InputError, match="unknown sampler 3"):
+        fit_pymc(small, seed=1, sampler=3)
+
+
+def test_a_sampler_whose_packages_are_missing_says_what_to_install(
+    small, monkeypatch
+):
+    absent = engines.Sampler(name="numpyro", label="NumPyro",
+                             compiles_with="JAX", needs=("no_such_package_xyz",))
+    assert absent.missing() == ("no_such_package_xyz",)
+    assert engines.sampler("pymc").missing() == ()
+    monkeypatch.setitem(engines._SAMPLER_BY_NAME, "numpyro", absent)
+    with pytest.raises(EngineMissingError,
+                       match="needs no_such_package_xyz.*pip install"):
+        fit_pymc(small, seed=1, sampler="numpyro")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_each_sampler_converges_to_the_same_posterior(sampler, cafes, reference):
+    import arviz as az
+
+    fit = fit_pymc(cafes, draws=1000, tune=1000, chains=4, seed=SEED,
+                   sampler=sampler, cores=2)
+    d = fit.diagnostics
+    assert fit.method == f"NUTS, {engines.sampler(sampler).label}"
+    assert d["sampler"] == sampler and d["seed"] == SEED
+    assert d["divergences"] == 0
+    assert d["r_hat_max"] < 1.01
+    assert d["ess_bulk_min"] > 400
+    assert fit.messages == []
+    # the same shape as the reference: tables, indexes, columns, diagnostics
+    for name in ("fixed", "varcorr", "ranef", "coef"):
+        got, ref = getattr(fit, name), getattr(reference, name)
+        assert list(got.columns) == list(ref.columns), name
+        assert list(got.index) == list(ref.index), name
+        if "group" in got:
+            assert list(got["group"]) == list(ref["group"]), name
+    assert set(d) == set(reference.diagnostics)
+    assert (fit.nobs, fit.ngroups) == (reference.nobs, reference.ngroups)
+    # the same posterior: means within 4.5 combined Monte Carlo SEs
+    # (false-alarm rate about 26 x 7e-6 when both are right)
+    post, ref_post = fit.raw.posterior, reference.raw.posterior
+    mcse, ref_mcse = az.mcse(post[list(NAMES)]), az.mcse(ref_post[list(NAMES)])
+    checked = 0
+    for name in NAMES:
+        diff = np.abs(post[name].mean(("chain", "draw"))
+                      - ref_post[name].mean(("chain", "draw"))).values
+        tol = 4.5 * np.hypot(mcse[name].values, ref_mcse[name].values)
+        assert np.all(diff < tol), (sampler, name, diff, tol)
+        checked += diff.size
+    assert checked == 26
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_each_sampler_repeats_its_draws_for_a_seed(sampler, cafes):
+    one = fit_pymc(cafes, draws=200, tune=200, chains=4, seed=SEED,
+                   sampler=sampler, cores=2)
+    two = fit_pymc(cafes, draws=200, tune=200, chains=4, seed=SEED,
+                   sampler=sampler, cores=2)
+    np.testing.assert_array_equal(one.raw.posterior["a_bar"].values,
+                                  two.raw.posterior["a_bar"].values)
