@@ -10,6 +10,7 @@ the reason and the install command; lme4's answers saved in
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,26 @@ def r_session():
     import rpy2.robjects as ro
 
     return ro
+
+
+@pytest.fixture(scope="session")
+def saved_benchmark():
+    """Read a table the benchmark saved in benchmarks/; fail if it is missing.
+
+    ``saved_benchmark(name, flags)``: ``flags`` are the benchmark's options
+    that write ``name``, for the message that says how to make it.
+    """
+    saved = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def read(name: str, flags: str = "") -> pd.DataFrame:
+        path = saved / name
+        if not path.exists():
+            command = f"python -m multilevel.benchmark --out benchmarks {flags}"
+            pytest.fail(f"{path} is missing: run `{command.strip()}` and "
+                        "commit the results.")
+        return pd.read_csv(path)
+
+    return read
 
 
 @pytest.fixture(scope="session")

@@ -38,14 +38,8 @@ def _valid_status(status: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def saved() -> pd.DataFrame:
-    path = SAVED / "results.csv"
-    if not path.exists():
-        pytest.fail(
-            f"{path} is missing: run `python -m multilevel.benchmark --out "
-            "benchmarks` and commit the results."
-        )
-    return pd.read_csv(path)
+def saved(saved_benchmark) -> pd.DataFrame:
+    return saved_benchmark("results.csv")
 
 
 @pytest.fixture(scope="module")

@@ -21,17 +21,9 @@ from multilevel import benchmark
 SAVED = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-
-
 @pytest.fixture(scope="module")
-def saved_samplers() -> pd.DataFrame:
-    path = SAVED / "samplers.csv"
-    if not path.exists():
-        pytest.fail(
-            f"{path} is missing: run `python -m multilevel.benchmark --out "
-            "benchmarks --samplers` and commit the results."
-        )
-    return pd.read_csv(path)
+def saved_samplers(saved_benchmark) -> pd.DataFrame:
+    return saved_benchmark("samplers.csv", "--samplers")
 
 
 def test_saved_samplers_cover_every_sampler_cold_and_warm(saved_samplers):
