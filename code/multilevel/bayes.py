@@ -333,8 +333,11 @@ def quiet_sampling() -> Iterator[None]:
 
     PyTensor warns that it found no BLAS for its C backend (nutpie compiles
     with numba and does not use it; for PyMC's NUTS the cafe model's 2 x 2
-    algebra does not need it); PyMC logs which sampler it picked. Everything
-    else (divergences, convergence) still comes through and is also on the Fit.
+    algebra does not need it); PyMC logs which sampler it picked; NumPyro
+    imports tqdm's notebook progress bar, which in a Jupyter kernel without
+    ipywidgets warns that it cannot draw one (no progress bar is drawn unless
+    ``progressbar=True``). Everything else (divergences, convergence) still
+    comes through and is also on the Fit.
     """
     pm_log = logging.getLogger("pymc")
     old = pm_log.level
@@ -344,6 +347,7 @@ def quiet_sampling() -> Iterator[None]:
             message="PyTensor could not link to a BLAS",
             category=UserWarning,
         )
+        warnings.filterwarnings("ignore", message="IProgress not found")
         pm_log.setLevel(logging.WARNING)
         try:
             yield
@@ -515,20 +519,15 @@ def _sample_nutpie(
 
 def _sample_pymc(
     model, draws, tune, chains, seed, progressbar, cores, target_accept,
-    nuts_sampler="pymc",
 ):
-    """PyMC's own NUTS, or (``nuts_sampler="numpyro"``) NumPyro's through
-    ``pm.sample``, its chains run in parallel on the CPU's cores."""
+    """PyMC's own NUTS, its chains in ``cores`` processes."""
     import sys
 
     kwargs: dict[str, Any] = {}
-    if nuts_sampler == "pymc" and "jax" in sys.modules:
+    if "jax" in sys.modules:
         # PyMC forks its chain processes; a fork of a process that runs
         # JAX's threads can deadlock (JAX warns), so start them afresh.
         kwargs["mp_ctx"] = "forkserver"
-    if nuts_sampler == "numpyro":
-        # one chain per device (see _prepare_jax)
-        kwargs["nuts_sampler_kwargs"] = {"chain_method": "parallel"}
     t0 = time.perf_counter()
     with model:
         idata = pm.sample(
@@ -540,12 +539,47 @@ def _sample_pymc(
             progressbar=progressbar,
             compute_convergence_checks=False,
             target_accept=target_accept,
-            nuts_sampler=nuts_sampler,
             **kwargs,
         )
     t1 = time.perf_counter()
     # pm.sample compiles inside and reports the time of its draws alone.
-    sampling = idata.sample_stats.attrs.get("sampling_time")
+    sampling = idata.posterior.attrs.get("sampling_time")
+    return idata, {
+        "compile": None,
+        "sampling": None if sampling is None else float(sampling),
+        "total": t1 - t0,
+        "compile_cached": False,
+    }
+
+
+def _sample_numpyro(model, draws, tune, chains, seed, progressbar,
+                    target_accept):
+    """NumPyro's NUTS on the model's JAX translation, one chain per device.
+
+    This is what ``pm.sample(nuts_sampler="numpyro")`` runs, called
+    directly: ``pm.sample`` first assigns PyMC's own step methods, which
+    costs seconds and is not used by an external sampler. JAX's compiled
+    programs are kept in its persistent cache (``JAX_COMPILATION_CACHE_DIR``),
+    so a fit of a model compiled before, in any process, only traces it.
+    """
+    from pymc.sampling.jax import sample_jax_nuts
+
+    t0 = time.perf_counter()
+    with model:
+        idata = sample_jax_nuts(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            target_accept=target_accept,
+            random_seed=seed,
+            progressbar=progressbar,
+            chain_method="parallel",
+            nuts_sampler="numpyro",
+            compute_convergence_checks=False,
+        )
+    t1 = time.perf_counter()
+    # the sampler's own time: tracing and compiling its loop, then drawing
+    sampling = idata.posterior.attrs.get("sampling_time")
     return idata, {
         "compile": None,
         "sampling": None if sampling is None else float(sampling),
@@ -676,7 +710,7 @@ def fit_pymc(
     chains: int = 4,
     *,
     seed: int,
-    sampler: str = "nutpie",
+    sampler: str = engines.DEFAULT_SAMPLER,
     level: float = 0.95,
     progressbar: bool = False,
     cores: int | None = None,
@@ -685,14 +719,14 @@ def fit_pymc(
 ) -> Fit:
     """Sample the cafe model and summarise it in the shared :class:`Fit` shape.
 
-    ``sampler="nutpie"`` (default) compiles the model with numba and samples
-    with nutpie; ``sampler="pymc"`` uses PyMC's own NUTS (``cores`` chains in
-    parallel, default PyMC's choice); ``sampler="numpyro"`` compiles it with
-    JAX and samples with NumPyro, chains in parallel (needs jax and numpyro
-    installed). All three run NUTS with ``target_accept`` (default
-    :data:`TARGET_ACCEPT`) and give the same Fit. The seed is required; the same seed
-    gives the same draws. A quick run for tests is just smaller ``draws`` and
-    ``tune``.
+    ``sampler="numpyro"`` (default) compiles the model with JAX and samples
+    with NumPyro, its chains in parallel; ``sampler="nutpie"`` compiles it
+    with numba and samples with nutpie (and can reuse a compilation for new
+    waits, see ``compiled``); ``sampler="pymc"`` uses PyMC's own NUTS
+    (``cores`` chains in parallel, default PyMC's choice). All three run
+    NUTS with ``target_accept`` (default :data:`TARGET_ACCEPT`) and give the
+    same Fit. The seed is required; the same seed gives the same draws. A
+    quick run for tests is just smaller ``draws`` and ``tune``.
 
     Tables: ``fixed`` (a_bar -> ``(Intercept)``, b_bar -> ``afternoon``),
     ``varcorr`` (lme4's names), ``ranef`` (offsets alpha_cafe - a_bar and
@@ -702,7 +736,8 @@ def fit_pymc(
     ess_bulk_min, ess_tail_min, divergences, seconds (compile, sampling,
     total), seed, draws, tune, chains; ``raw`` the InferenceData.
 
-    ``compiled`` (from :func:`compile_cafe_model`, nutpie only) is a model
+    ``compiled`` (from :func:`compile_cafe_model`, with
+    ``sampler="nutpie"``) is a model
     already compiled for these cafes and visit times; the fit then only
     swaps in the waits and samples.
     """
@@ -757,10 +792,15 @@ def fit_pymc(
         else:
             if sampler == "numpyro":
                 _prepare_jax(chains)
-            idata, seconds = _sample_pymc(
-                model, draws, tune, chains, seed, progressbar, cores,
-                target_accept, nuts_sampler=sampler,
-            )
+                idata, seconds = _sample_numpyro(
+                    model, draws, tune, chains, seed, progressbar,
+                    target_accept,
+                )
+            else:
+                idata, seconds = _sample_pymc(
+                    model, draws, tune, chains, seed, progressbar, cores,
+                    target_accept,
+                )
         method = f"NUTS, {chosen.label}"
     if not centered:
         method += ", non-centred"

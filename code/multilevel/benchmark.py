@@ -87,6 +87,7 @@ __all__ = [
     "main",
     "run_benchmark",
     "run_samplers",
+    "sampler_summary",
 ]
 
 #: Columns of results.csv, in order.
@@ -577,10 +578,12 @@ def run_samplers(
     ok = table[table["status"] == "ok"]
     best = ok.groupby(["sampler", "run"])["total_seconds"].min()
     ratios = {}
+    default = engines.DEFAULT_SAMPLER
     for (name, run), seconds in best.items():
-        if ("nutpie", run) in best.index:
-            ratios[f"{name}/{run}"] = seconds / best[("nutpie", run)]
-    prov["total_seconds_ratio_to_nutpie"] = ratios
+        if (default, run) in best.index:
+            ratios[f"{name}/{run}"] = seconds / best[(default, run)]
+    prov["default_sampler"] = default
+    prov["total_seconds_ratio_to_default"] = ratios
     prov["loadavg_after"] = list(os.getloadavg())
     prov["date_finished"] = datetime.datetime.now(datetime.UTC).isoformat(
         timespec="seconds"
@@ -588,6 +591,64 @@ def run_samplers(
     (out / "samplers.json").write_text(json.dumps(prov, indent=2) + "\n")
     write()
     return table
+
+
+def sampler_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per sampler from the runs of :func:`run_samplers`.
+
+    ``table`` is ``samplers.csv``: one row per run (``cold`` with empty
+    compilation caches, then ``warm`` ones). Returns, indexed by sampler and
+    fastest first (warm): ``cold_seconds`` (the cold run, end to end),
+    ``warm_seconds`` (the fastest warm run), ``sampling_seconds`` (that
+    run's sampler time, NaN where the sampler does not report one),
+    ``divergences`` (the most in any run), ``r_hat_max`` (the worst),
+    ``ess_bulk_min`` (the smallest), and ``cold_ratio`` / ``warm_ratio``:
+    the seconds over the fastest sampler's. A run that failed, or a sampler
+    without both a cold and a warm run, is refused with what to re-run:
+    a summary that silently left one out would rank what was not measured.
+    """
+    needed = {"sampler", "run", "total_seconds", "sampling_seconds",
+              "divergences", "r_hat_max", "ess_bulk_min", "status"}
+    missing = sorted(needed - set(table.columns))
+    if missing:
+        raise InputError(
+            f"the sampler table lacks the columns {', '.join(missing)}; it "
+            "must be samplers.csv as written by `python -m multilevel.benchmark "
+            "--samplers`."
+        )
+    failed = table[table["status"] != "ok"]
+    if len(failed):
+        runs = ", ".join(f"{s} {r} ({st})" for s, r, st in
+                         failed[["sampler", "run", "status"]].itertuples(
+                             index=False))
+        raise InputError(
+            f"these sampler runs failed: {runs}; fix them and re-run "
+            "`python -m multilevel.benchmark --out benchmarks --samplers`."
+        )
+    rows = {}
+    for name, runs in table.groupby("sampler", sort=False):
+        cold, warm = runs[runs["run"] == "cold"], runs[runs["run"] == "warm"]
+        if cold.empty or warm.empty:
+            raise InputError(
+                f"sampler {name!r} needs a cold and a warm run, got "
+                f"{sorted(set(runs['run']))}; re-run the benchmark with "
+                "--samplers."
+            )
+        best = warm.loc[warm["total_seconds"].idxmin()]
+        rows[name] = {
+            "cold_seconds": float(cold["total_seconds"].iloc[0]),
+            "warm_seconds": float(best["total_seconds"]),
+            "sampling_seconds": float(best["sampling_seconds"]),
+            "divergences": int(runs["divergences"].max()),
+            "r_hat_max": float(runs["r_hat_max"].max()),
+            "ess_bulk_min": float(runs["ess_bulk_min"].min()),
+        }
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "sampler"
+    out = out.sort_values("warm_seconds")
+    out["cold_ratio"] = out["cold_seconds"] / out["cold_seconds"].min()
+    out["warm_ratio"] = out["warm_seconds"] / out["warm_seconds"].min()
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

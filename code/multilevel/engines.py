@@ -25,6 +25,7 @@ from multilevel.errors import InputError
 __all__ = [
     "ENGINES",
     "SAMPLERS",
+    "DEFAULT_SAMPLER",
     "Engine",
     "Sampler",
     "by_label",
@@ -133,13 +134,17 @@ class Sampler:
 
 #: The samplers, the default first.
 SAMPLERS: tuple[Sampler, ...] = (
+    Sampler(name="numpyro", label="NumPyro", compiles_with="JAX (XLA)",
+            needs=("jax", "numpyro")),
     Sampler(name="nutpie", label="nutpie", compiles_with="numba",
             needs=("nutpie", "numba")),
     Sampler(name="pymc", label="PyMC", compiles_with="PyTensor's C backend",
             needs=()),
-    Sampler(name="numpyro", label="NumPyro", compiles_with="JAX (XLA)",
-            needs=("jax", "numpyro")),
 )
+
+#: The sampler fit_pymc uses unless told otherwise: the fastest end to end
+#: in the benchmark's side-by-side runs (benchmarks/samplers.csv).
+DEFAULT_SAMPLER = SAMPLERS[0].name
 
 _SAMPLER_BY_NAME = {s.name: s for s in SAMPLERS}
 

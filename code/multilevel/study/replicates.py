@@ -56,7 +56,7 @@ def pymc_fit_shared(
     t0 = time.perf_counter()
     fit = bayes.fit_pymc(
         data, centered=centered, draws=draws, tune=tune, chains=chains,
-        seed=seed, level=level, compiled=compiled,
+        seed=seed, level=level, sampler="nutpie", compiled=compiled,
     )
     fit.diagnostics["total_seconds"] = time.perf_counter() - t0
     fit.diagnostics["compile_seconds"] = compiled.seconds if fresh else None
