@@ -59,4 +59,4 @@ def test_the_old_escaping_broke_math():
 def test_a_pipe_inside_math_is_refused():
     df = pd.DataFrame({"s": [r"$P(A | B)$"]})
     with pytest.raises(InputError, match=r"\\vert or \\mid"):
-        table(df, index=False).markdown
+        _ = table(df, index=False).markdown
