@@ -365,7 +365,7 @@ def test_posterior_recovers_the_simulation_truth(pymc_fit, cafe_sim):
 
     post = pymc_fit.raw.posterior
     truth = cafe_sim.truth
-    for name, true in (("a_bar", truth.a), ("b_bar", truth.b),
+    for name, true in (("a_bar", truth.alpha), ("b_bar", truth.beta),
                        ("sigma_within", truth.sigma)):
         lo, hi = az.hdi(post[name], hdi_prob=0.999)[name].values
         assert lo < true < hi, (name, lo, true, hi)

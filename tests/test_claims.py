@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from multilevel.study import bias_reading, lookup
+
 BOOK = Path(__file__).resolve().parent.parent / "book"
 CHUNK = re.compile(r"^```\{python\}\s*\n(.*?)^```\s*$", re.S | re.M)
 
@@ -123,15 +125,20 @@ def test_moved_and_both_report_mixed_directions(moved, both):
 
 
 def reading_with(bias_value: float, se: float):
+    """The chapter's reading() on a one-row summary holding the bias."""
     summary = pd.DataFrame({"n_cafes": [20], "engine": ["lmer"],
-                            "symbol": ["sigma_alpha"], "bias": [bias_value],
-                            "bias_mcse": [se]})
+                            "interval": ["profile"],
+                            "parameter": ["sd_(Intercept)|cafe"],
+                            "bias": [bias_value], "bias_mcse": [se]})
+
+    def get(n_cafes, method, symbol, column):
+        return lookup(summary, n_cafes, method, symbol, column)
 
     def bias(n_cafes, engine, symbol):
-        return bias_value
+        return get(n_cafes, engine, symbol, "bias")
 
-    reading = chapter_function("simulation-study", "reading",
-                               summary=summary, bias=bias)
+    reading = chapter_function("simulation-study", "reading", get=get,
+                               bias=bias, bias_reading=bias_reading)
     return reading(20, "lmer", "sigma_alpha")
 
 

@@ -85,8 +85,8 @@ def designs(draw):
         sigma_a=draw(st.floats(0.01, 5)),
         sigma_b=draw(st.floats(0.01, 5)),
         sigma=draw(st.floats(0.01, 5)),
-        a=draw(st.floats(-10, 10)),
-        b=draw(st.floats(-10, 10)),
+        alpha=draw(st.floats(-10, 10)),
+        beta=draw(st.floats(-10, 10)),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
 
@@ -140,7 +140,7 @@ def test_statistics_match_the_truth():
     # the means of the cafes' intercepts and slopes are a and b
     means = cafes[["alpha_cafe", "beta_cafe"]].mean().to_numpy()
     se_mean = np.sqrt(np.diag(S) / n)
-    assert (np.abs(means - [truth.a, truth.b]) < 4.5 * se_mean).all()
+    assert (np.abs(means - [truth.alpha, truth.beta]) < 4.5 * se_mean).all()
     # the tolerance is tight enough to catch a wrong correlation
     assert 4.5 * se[0, 1] < 0.05 * truth.sigma_a * truth.sigma_b
     # residuals of the waits around each cafe's line
@@ -168,8 +168,8 @@ def test_morning_wait_and_afternoon_difference_follow_the_population():
     t = sim.truth
     var_m = t.sigma_a**2 + t.sigma**2
     var_d = t.sigma_b**2 + 2 * t.sigma**2
-    assert abs(morning.mean() - t.a) < 4.5 * np.sqrt(var_m / n)
-    assert abs(diff.mean() - t.b) < 4.5 * np.sqrt(var_d / n)
+    assert abs(morning.mean() - t.alpha) < 4.5 * np.sqrt(var_m / n)
+    assert abs(diff.mean() - t.beta) < 4.5 * np.sqrt(var_d / n)
     # cov(morning, diff) = rho sigma_a sigma_b - sigma^2
     cov = np.cov(morning, diff)[0, 1]
     expected = t.rho * t.sigma_a * t.sigma_b - t.sigma**2
@@ -197,7 +197,7 @@ def test_morning_wait_and_afternoon_difference_follow_the_population():
         (dict(visits="10"), "sequence"),
         (dict(no_afternoon=21), "no_afternoon"),
         (dict(no_afternoon=-1), "no_afternoon"),
-        (dict(a="3.5"), "real number"),
+        (dict(alpha="3.5"), "real number"),
     ],
 )
 def test_bad_input_is_refused_with_a_fix(kwargs, fragment):

@@ -62,7 +62,7 @@ NUMBERS = [
     "Chapter 1", "Chapter 3", "Section 3.1", "Appendix A", "Section A.1",
     "How to read it", "Equation 1.1", "Equation 3.1", "Equation A.1", "3.1",
     "Equations 1.1 and A.1", "Figure 1.1", "Figure 3.1", "Figure A.1",
-    "Table 1.1", "Table 3.1", "Table A.1", "Exercise 1.1", "Exercise 2.1",
+    "Table 1.1", "Table 3.1", "Table 3.2", "Table A.1", "Exercise 1.1", "Exercise 2.1",
     "Exercise 3.1", "Exercise A.1",
 ]  # fmt: skip
 # (page, caption text, the number its caption prints) in every format
@@ -71,6 +71,7 @@ CAPTIONS = [
     ("chapters/model", "Mean waiting time per cafe.", "Table 1.1"),
     ("chapters/more", "Three more waits.", "Figure 3.1"),
     ("chapters/more", "The three waits.", "Table 3.1"),
+    ("chapters/more", "Symbols typed as a table.", "Table 3.2"),
     ("chapters/extra", "An appendix figure.", "Figure A.1"),
     ("chapters/extra", "An appendix table.", "Table A.1"),
 ]

@@ -177,3 +177,9 @@ def test_book_chapters_passes_the_linter():
     assert not missing, f"_quarto.yml lists missing chapters: {missing}"
     problems = [str(p) for p in lint.lint_files(existing, ROOT)]
     assert problems == []
+
+
+def test_typed_decimal_in_a_captioned_table_is_caught():
+    got = messages("| a | b |\n|---|---|\n| x | 3.64 |\n\n: The 0.5 one {#tbl-t}\n")
+    assert [g.split(":")[1] for g in got] == ["3", "5"]
+    assert all("is typed into the prose" in g for g in got)

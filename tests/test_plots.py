@@ -51,8 +51,8 @@ def make_fit(engine: str, truth, shift: float, seed: int, n_cafes: int) -> Fit:
     )
     rows, coef_rows = [], []
     for _, cafe in truth.cafes.iterrows():
-        for term, col, base in (("(Intercept)", "a_cafe", truth.a),
-                                ("afternoon", "b_cafe", truth.b)):
+        for term, col, base in (("(Intercept)", "a_cafe", truth.alpha),
+                                ("afternoon", "b_cafe", truth.beta)):
             u = cafe[col] + rng.normal(0, 0.05)
             rows.append((str(int(cafe["cafe"])), term, u, 0.1, u - 0.2, u + 0.2))
             c = u + base

@@ -4,7 +4,9 @@ fit_reml's conditional modes, and the algebra of partial pooling."""
 
 from __future__ import annotations
 
+import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ import xarray as xr
 
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
-from multilevel.fit import Fit, varcorr_names
+from multilevel.fit import Fit, varcorr_names, varying_covariance
 from multilevel.plots import no_pooling_coef
 from multilevel.pooling import (
     coef_wide,
@@ -24,6 +26,7 @@ from multilevel.pooling import (
     pooling_table,
     pooling_weight,
     shrinkage,
+    shrinkage_weight,
     varcorr_draws,
 )
 from multilevel.reml import fit_reml
@@ -376,3 +379,81 @@ def test_varcorr_draws_of_a_real_pymc_fit():
                                rtol=1e-10)
     np.testing.assert_allclose(draws.std(ddof=1), fit.varcorr["std_error"],
                                rtol=1e-10)
+
+
+# ------------------------------------------------ the matrix weight W_j
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
+
+def _lme4_cafes():
+    data = pd.read_csv(REFERENCE / "cafes.csv", dtype={"cafe": int})
+    saved = json.loads((REFERENCE / "lme4_cafes.json").read_text())["REML"]
+    ranef = pd.read_csv(REFERENCE / "lme4_cafes_ranef_REML.csv",
+                        dtype={"group": str})
+    return data, saved, ranef
+
+
+def test_shrinkage_weight_reproduces_lme4s_coef():
+    """beta + W_j (own - beta), with lme4's S, sigma and beta, is lme4's
+    coef (beta + its conditional modes) for every cafe; own = each cafe's
+    least squares by numpy."""
+    data, saved, ranef = _lme4_cafes()
+    vc = pd.Series(saved["varcorr"])
+    S = varying_covariance(vc)
+    beta = np.array([saved["fixed"][t] for t in TERMS])
+    modes = ranef.pivot(index="group", columns="term", values="estimate")
+    gaps = []
+    for cafe, rows in data.groupby("cafe"):
+        Z_j = np.column_stack([np.ones(len(rows)), rows["afternoon"]])
+        own = np.linalg.lstsq(Z_j, rows["wait"].to_numpy(), rcond=None)[0]
+        W_j = shrinkage_weight(Z_j, S, vc["sigma"])
+        by_weight = beta + W_j @ (own - beta)
+        lme4_coef = beta + modes.loc[str(cafe), TERMS].to_numpy()
+        gaps.append(np.abs(by_weight - lme4_coef).max())
+    assert len(gaps) == 20
+    assert max(gaps) < 1e-9
+
+
+def test_shrinkage_weight_reproduces_fit_reml_with_uneven_visits(uneven):
+    """With 1 to 30 visits every cafe has its own W_j; for the cafes with
+    an own slope, beta + W_j (own - beta) is fit_reml's coef."""
+    data = uneven.data
+    fit = fit_reml(data, CAFE_FORMULA, intervals="none")
+    beta = fit.fixed["estimate"].to_numpy()
+    coef = coef_wide(fit)
+    weights = []
+    for cafe, rows in data.groupby("cafe"):
+        if rows["afternoon"].nunique() < 2:
+            continue
+        Z_j = np.column_stack([np.ones(len(rows)), rows["afternoon"]])
+        own = np.linalg.lstsq(Z_j, rows["wait"].to_numpy(), rcond=None)[0]
+        W_j = shrinkage_weight(Z_j, fit.S, fit.varcorr.loc["sigma", "estimate"])
+        weights.append(W_j[1, 1])
+        np.testing.assert_allclose(beta + W_j @ (own - beta),
+                                   coef.loc[str(cafe), TERMS], atol=1e-8)
+    assert len(weights) >= 15
+    assert max(weights) - min(weights) > 0.2  # the slope weight varies by cafe
+
+
+def test_shrinkage_weight_with_one_term_is_the_scalar_weight():
+    for n in (1, 4, 30):
+        W = shrinkage_weight(np.ones((n, 1)), [[1.3**2]], 0.7)
+        assert W.shape == (1, 1)
+        assert W[0, 0] == pytest.approx(pooling_weight(n, 1.3, 0.7), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "Z_j, S, sigma, fragment",
+    [
+        (np.ones((3, 2)), np.eye(3), 1.0, "same q"),
+        (np.ones(3), np.eye(1), 1.0, "same q"),
+        (np.ones((3, 2)), [[1.0, 1.0], [1.0, 1.0]], 1.0, "positive definite"),
+        (np.ones((3, 2)), [[1.0, 0.5], [0.1, 1.0]], 1.0, "symmetric"),
+        (np.ones((3, 2)), [[1.0, np.nan], [np.nan, 1.0]], 1.0, "finite"),
+        (np.ones((3, 2)), np.eye(2), 0.0, "sigma"),
+    ],
+)
+def test_shrinkage_weight_refuses_bad_input(Z_j, S, sigma, fragment):
+    with pytest.raises(InputError, match=fragment):
+        shrinkage_weight(Z_j, S, sigma)

@@ -903,3 +903,52 @@ def test_check_references_of_a_consistent_book_is_empty():
     a = scan("# A {#sec-a}\n\nSee @sec-b [@k].\n", "a.qmd")
     b = scan("# B {#sec-b}\n\nBack to @sec-a.\n", "b.qmd")
     assert check_references([a, b], citation_keys={"k"}) == []
+
+
+# --------------------------------------------------------------------------
+# pipe tables with Quarto's caption line
+
+CAPTIONED = """\
+Before.
+
+| symbol | meaning |
+|:-------|:--------|
+| $\\alpha$ | see @sec-a |
+
+: What each symbol means {#tbl-symbols}
+
+After, @tbl-symbols.
+"""
+
+
+def test_a_captioned_pipe_table_becomes_a_numbered_table_directive():
+    nb = nb_of(CAPTIONED)
+    text = md_text(nb)
+    assert "```{table} What each symbol means\n:name: tbl-symbols\n\n" in text
+    # the cell's math stays, its reference is translated
+    assert "| $\\alpha$ | see {qmd-ref}`sec-a` |" in text
+    assert ": What each symbol means" not in text  # the caption line is gone
+    assert "Before." in text and "After," in text
+    defined = scan(textwrap.dedent(CAPTIONED), PATH).defines
+    assert [(d.name, d.line) for d in defined if d.name == "tbl-symbols"] == [
+        ("tbl-symbols", 7)]  # defined at its caption line
+
+
+def test_the_caption_may_follow_the_table_directly():
+    text = md_text(nb_of("| a |\n|---|\n| 1 |\n: One {#tbl-one}\n"))
+    assert text.startswith("```{table} One\n:name: tbl-one\n\n| a |")
+
+
+@pytest.mark.parametrize("text, line, fragment", [
+    ("| a |\n|---|\n| 1 |\n\n: One row\n", 5, "malformed table caption"),
+    ("| a |\n|---|\n| 1 |\n\n: One {#fig-one}\n", 5, "tbl"),
+    ("| a |\n|---|\n| 1 |\n\n: {#tbl-one}\n", 5, "malformed table caption"),
+    ("Text.\n\n: One {#tbl-one}\n", 3, "no pipe table comes right before it"),
+    ("| a |\n|---|\n\n\n: One {#tbl-one}\n", 5, "more than one blank line"),
+    ("| a |\n| 1 |\n\n: One {#tbl-one}\n", 1, "no header rule"),
+])
+def test_a_malformed_table_caption_is_refused_at_its_line(text, line, fragment):
+    with pytest.raises(QmdSyntaxError) as info:
+        qmd_to_notebook(text, PATH)
+    assert str(info.value).startswith(f"{PATH}:{line}: "), str(info.value)
+    assert fragment in info.value.message

@@ -21,9 +21,13 @@ from multilevel.study import (
     STATUSES,
     SUMMARY_COLUMNS,
     StudyConfig,
+    bias_reading,
+    coverage_z,
+    lookup,
     main,
     replicate_seeds,
     summarise,
+    t_coverage,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +36,87 @@ FIXED = ["(Intercept)", "afternoon"]
 
 
 # ------------------------------------------------------------------ summary
+
+
+def _two_engines():
+    """lmer (profile and Wald rows) and pymc, two parameters, known answers:
+    every estimate is truth + 0.1 for lmer, truth - 0.3 for pymc."""
+    rows = []
+    for rep in range(4):
+        for engine, interval, shift in (("lmer", "profile", 0.1),
+                                        ("lmer", "Wald", 0.1),
+                                        ("pymc", "HDI", -0.3)):
+            for param, truth in (("(Intercept)", 3.5), ("sigma", 0.5)):
+                lo, hi = (truth - 1, truth + 1) if rep < 3 else (truth + 1, truth + 2)
+                width = 2.0 if engine == "pymc" else 1.0
+                rows.append(dict(
+                    replicate=rep, n_cafes=20, engine=engine, interval=interval,
+                    parameter=param, estimate=truth + shift, lower=lo,
+                    upper=lo + width if rep < 3 else hi, truth=truth,
+                    status="ok"))
+    return pd.DataFrame(rows)
+
+
+def test_lookup_reads_one_number_by_method_and_symbol():
+    s = summarise(_two_engines())
+    # three of four intervals contain the truth (the fourth lies above it)
+    assert lookup(s, 20, "lmer profile", "alpha", "coverage") == 0.75
+    assert lookup(s, 20, "pymc HDI", "sigma", "coverage") == 0.75
+    # median width: 1.0 for lmer's first three, 1.0 for the fourth
+    assert lookup(s, 20, "lmer Wald", "alpha", "median_width") == pytest.approx(1.0)
+    assert lookup(s, 20, "pymc HDI", "alpha", "median_width") == pytest.approx(2.0)
+    # the bias does not depend on the interval kind: the engine alone will do
+    assert lookup(s, 20, "lmer", "alpha", "bias") == pytest.approx(0.1)
+    assert lookup(s, 20, "pymc", "sigma", "bias") == pytest.approx(-0.3)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ((20, "lmer profile", "a", "coverage"), "unknown parameter symbol 'a'"),
+    ((20, "lmer profile", "alpha", "cover"), "no column 'cover'"),
+    ((10, "lmer profile", "alpha", "coverage"), "no summary row for 10 cafes"),
+    ((20, "reml profile", "alpha", "coverage"), "methods"),
+    # coverage differs between lmer's profile and Wald rows? Not here, but
+    # the interval kind must be named for a column that can differ
+    ((20, "lmer", "alpha", "n_intervals"), None),
+])
+def test_lookup_refuses_what_is_not_one_number(args, fragment):
+    s = summarise(_two_engines())
+    if fragment is None:
+        assert lookup(s, *args) == 4  # both kinds agree: one number
+        s.loc[(s["engine"] == "lmer") & (s["interval"] == "Wald"),
+              "n_intervals"] = 3
+        fragment = "name the interval kind"
+    with pytest.raises(InputError, match=fragment):
+        lookup(s, *args)
+
+
+def test_coverage_z_is_the_binomial_standard_score():
+    # 0.90 observed in 100 intervals against 0.95: sd sqrt(.95 * .05 / 100)
+    assert coverage_z(0.90, 100, 0.95) == pytest.approx(-0.05 / 0.0217945, rel=1e-5)
+    assert coverage_z(0.95, 7, 0.95) == 0.0
+    for bad in ((1.2, 10, 0.95), (0.9, 0, 0.95), (0.9, 10, 1.0), (0.9, 2.5, 0.9)):
+        with pytest.raises(InputError):
+            coverage_z(*bad)
+
+
+def test_t_coverage_against_the_t_table():
+    # R 4.2: print(2 * pt(qnorm(0.975), c(4, 19)) - 1, digits = 10)
+    assert t_coverage(0.95, 4) == pytest.approx(0.8784403402, abs=1e-10)
+    assert t_coverage(0.95, 19) == pytest.approx(0.9351665229, abs=1e-10)
+    # many degrees of freedom: the normal's own coverage
+    assert t_coverage(0.95, 10**7) == pytest.approx(0.95, abs=1e-6)
+    with pytest.raises(InputError):
+        t_coverage(0.95, 0)
+
+
+def test_bias_reading_against_two_standard_errors():
+    # -0.019 with a Monte Carlo standard error of 0.012 is noise
+    assert bias_reading(-0.019, 0.012) == (
+        "within two Monte Carlo standard errors of zero")
+    assert bias_reading(-0.021, 0.008) == "an underestimate"
+    assert bias_reading(0.147, 0.012) == "an overestimate"
+    with pytest.raises(InputError):
+        bias_reading(float("nan"), 0.01)
 
 
 def _hand_table() -> pd.DataFrame:

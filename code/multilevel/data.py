@@ -5,15 +5,16 @@ it waits. Each cafe ``j`` has its own morning wait ``alpha_cafe[j]`` and its
 own afternoon difference ``beta_cafe[j]``, drawn together from a bivariate
 normal population::
 
-    (alpha_cafe[j], beta_cafe[j]) ~ MVNormal((a, b), S)
+    (alpha_cafe[j], beta_cafe[j]) ~ MVNormal((alpha, beta), S)
     S = [[sigma_a**2,             rho * sigma_a * sigma_b],
          [rho * sigma_a * sigma_b, sigma_b**2           ]]
     wait[i] ~ Normal(alpha_cafe[cafe[i]] + beta_cafe[cafe[i]] * afternoon[i],
                      sigma)
 
 In equation set 1 (``y = X beta + Z u + epsilon``) the fixed effects are
-``beta = (a, b)`` and the random effects ``u`` are the offsets
-``a_cafe = alpha_cafe - a`` and ``b_cafe = beta_cafe - b``.
+``(alpha, beta)`` and the random effects ``u`` are the offsets
+``a_cafe = alpha_cafe - alpha`` and ``b_cafe = beta_cafe - beta`` (a_j and
+b_j in the book).
 
 Every parameter is an explicit argument and the seed is required, so the same
 call always gives the same data.
@@ -49,22 +50,23 @@ class Truth:
     ``truth.fixed`` share an index).
     """
 
-    a: float
-    b: float
+    alpha: float
+    beta: float
     sigma_a: float
     sigma_b: float
     rho: float
     sigma: float
-    #: One row per cafe: ``cafe``, ``a_cafe``, ``b_cafe`` (offsets from a and
-    #: b, the random effects u), ``alpha_cafe``, ``beta_cafe`` (a + a_cafe,
-    #: b + b_cafe: the cafe's own morning wait and afternoon difference).
+    #: One row per cafe: ``cafe``, ``a_cafe``, ``b_cafe`` (offsets from alpha
+    #: and beta, the random effects u), ``alpha_cafe``, ``beta_cafe`` (alpha +
+    #: a_cafe, beta + b_cafe: the cafe's own morning wait and afternoon
+    #: difference).
     cafes: pd.DataFrame
 
     @property
     def fixed(self) -> pd.Series:
         """The fixed effects, indexed ``(Intercept)``, ``afternoon``."""
         return pd.Series(
-            [self.a, self.b], index=pd.Index(list(CAFE_TERMS), name="term"),
+            [self.alpha, self.beta], index=pd.Index(list(CAFE_TERMS), name="term"),
             name="truth",
         )
 
@@ -122,8 +124,8 @@ def _check_visits(visits: object, n_cafes: int) -> np.ndarray:
 def simulate_cafes(
     n_cafes: int = 20,
     n_visits: int = 10,
-    a: float = 3.5,
-    b: float = -1.0,
+    alpha: float = 3.5,
+    beta: float = -1.0,
     sigma_a: float = 1.0,
     sigma_b: float = 0.5,
     rho: float = -0.7,
@@ -141,7 +143,7 @@ def simulate_cafes(
     n_visits : visits per cafe in the balanced design. Visits alternate
         morning, afternoon, morning, ... as in the book, so an even count
         gives as many afternoons as mornings. Ignored when ``visits`` is given.
-    a, b : average morning wait and average afternoon difference (the fixed
+    alpha, beta : average morning wait and average afternoon difference (the fixed
         effects).
     sigma_a, sigma_b, rho : SDs of the cafes' intercepts and slopes and their
         correlation (the covariance S).
@@ -178,8 +180,8 @@ def simulate_cafes(
             f"{type(seed).__name__}; pass e.g. seed=1234."
         )
     n_cafes = validate.whole_number("n_cafes", n_cafes, 2)
-    a = validate.real_number("a", a, example=1.0)
-    b = validate.real_number("b", b, example=1.0)
+    alpha = validate.real_number("alpha", alpha, example=1.0)
+    beta = validate.real_number("beta", beta, example=1.0)
     sd = dict(positive=True, what="a standard deviation", example=0.5)
     sigma_a = validate.real_number("sigma_a", sigma_a, **sd)
     sigma_b = validate.real_number("sigma_b", sigma_b, **sd)
@@ -207,7 +209,7 @@ def simulate_cafes(
     L = np.linalg.cholesky(S)
     offsets = rng.standard_normal((n_cafes, 2)) @ L.T
     a_cafe, b_cafe = offsets[:, 0], offsets[:, 1]
-    alpha_cafe, beta_cafe = a + a_cafe, b + b_cafe
+    alpha_cafe, beta_cafe = alpha + a_cafe, beta + b_cafe
 
     cafe = np.repeat(np.arange(n_cafes, dtype=np.int64), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -230,7 +232,7 @@ def simulate_cafes(
         }
     )
     truth = Truth(
-        a=a, b=b, sigma_a=sigma_a, sigma_b=sigma_b, rho=rho, sigma=sigma,
+        alpha=alpha, beta=beta, sigma_a=sigma_a, sigma_b=sigma_b, rho=rho, sigma=sigma,
         cafes=cafes,
     )
     return CafeSimulation(data=data, truth=truth)

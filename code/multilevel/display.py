@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -80,8 +81,32 @@ class Table:
         return self.text
 
 
+#: Inline math in a cell: ``$...$`` with no space just inside either dollar
+#: (the rule of myst's dollarmath, so ``$5 and $6`` is not math).
+_MATH = re.compile(r"\$(?=\S)([^$]*?\S)\$")
+
+
 def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A cell's text for a pipe table: literal outside ``$...$`` (backslash,
+    ``|`` and a lone ``$`` escaped), math inside it left as written."""
+    text = text.replace("\n", " ")
+    out, end = [], 0
+    for m in _MATH.finditer(text):
+        out.append(_escape_text(text[end:m.start()]))
+        if "|" in m.group(1):
+            raise InputError(
+                f"the math {m.group(0)!r} in a table cell holds '|', which "
+                "ends the cell in a pipe table; write \\vert or \\mid instead."
+            )
+        out.append(m.group(0))
+        end = m.end()
+    out.append(_escape_text(text[end:]))
+    return "".join(out)
+
+
+def _escape_text(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace("|", "\\|")
+            .replace("$", "\\$"))
 
 
 def _format(value, digits: int) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 FIXED_COLUMNS = ("estimate", "std_error", "lower", "upper")
@@ -94,6 +95,58 @@ class Fit:
     def label(self) -> str:
         """A short name for legends and table columns, e.g. ``lme4 (REML)``."""
         return f"{self.engine} ({self.method})"
+
+    @property
+    def S(self) -> pd.DataFrame:
+        """The estimated covariance matrix of the varying effects.
+
+        Built from ``varcorr``'s standard deviations and correlations:
+        ``S[j, k] = rho_jk * sd_j * sd_k`` (``rho_jj = 1``), one row and
+        column per varying term (index and columns ``term``). For lme4 and
+        REML fits this is ``sigma^2 Lambda Lambda'`` at the estimated theta;
+        for a PyMC fit it is built from the posterior means of the SDs and
+        the correlation (a plug-in value, not the posterior mean of S).
+        """
+        return varying_covariance(self.varcorr["estimate"])
+
+
+def varying_covariance(estimates: pd.Series) -> pd.DataFrame:
+    """The covariance matrix of the varying effects from SDs and correlations
+    named as lme4 names them (``sd_t|g``, ``cor_t2.t1|g``; see
+    :func:`varcorr_names`). One grouping factor only.
+    """
+    if not isinstance(estimates, pd.Series):
+        raise TypeError(
+            f"estimates must be a pandas Series indexed by lme4's names, got "
+            f"{type(estimates).__name__}."
+        )
+    sds = [n for n in estimates.index if str(n).startswith("sd_")]
+    groups = {str(n).rsplit("|", 1)[-1] for n in sds}
+    if len(groups) != 1:
+        raise ValueError(
+            "S needs the standard deviations of exactly one grouping factor "
+            f"(rows named sd_<term>|<group>); varcorr has {list(estimates.index)}."
+        )
+    group = groups.pop()
+    terms = [str(n)[3:].rsplit("|", 1)[0] for n in sds]
+    sd = np.array([float(estimates[n]) for n in sds])
+    cor = np.eye(len(terms))
+    for j, tj in enumerate(terms):
+        for k in range(j + 1, len(terms)):
+            name = cor_name(tj, terms[k], group)
+            if name not in estimates.index:
+                raise ValueError(
+                    f"varcorr has no row {name!r} for the correlation of "
+                    f"{tj} and {terms[k]}; a model with uncorrelated terms "
+                    "(||) has no such row: give it a correlation of 0 "
+                    "explicitly if that is what you mean."
+                )
+            cor[j, k] = cor[k, j] = float(estimates[name])
+    if not np.all(np.isfinite(sd)) or not np.all(np.isfinite(cor)):
+        raise ValueError(f"varcorr holds a non-finite estimate: {estimates.to_dict()}.")
+    index = pd.Index(terms, name="term")
+    return pd.DataFrame(cor * np.outer(sd, sd), index=index,
+                        columns=index.rename("term"))
 
 
 def check_fit_tables(fit: Fit) -> None:

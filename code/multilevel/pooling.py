@@ -49,6 +49,7 @@ __all__ = [
     "pooling_table",
     "pooling_weight",
     "shrinkage",
+    "shrinkage_weight",
     "varcorr_draws",
 ]
 
@@ -288,6 +289,40 @@ def pooling_weight(n, sigma_a: float, sigma: float) -> np.ndarray:
     if np.any(~np.isfinite(n)) or np.any(n < 1):
         raise InputError(f"n must hold counts >= 1, got {n!r}.")
     return sigma_a**2 / (sigma_a**2 + sigma**2 / n)
+
+
+def shrinkage_weight(Z_j, S, sigma: float) -> np.ndarray:
+    """The matrix weight on a group's own coefficients.
+
+    ``W_j = (Z_j' Z_j + sigma^2 S^{-1})^{-1} Z_j' Z_j``: the group's data
+    (``Z_j' Z_j / sigma^2``) against the population's precision ``S^{-1}``,
+    the many-term form of :func:`pooling_weight`. With the group's own
+    least-squares coefficients ``own`` and the fixed effects ``beta``, the
+    partial-pooling coefficients are ``beta + W_j (own - beta)``: lme4's
+    ``coef`` when ``S``, ``sigma`` and ``beta`` are its estimates. ``Z_j``
+    holds the group's rows of the varying terms' columns (n_j x q), ``S``
+    is q x q (e.g. :attr:`Fit.S <multilevel.fit.Fit.S>`).
+    """
+    Z_j = np.asarray(Z_j, dtype=float)
+    S = np.asarray(S, dtype=float)
+    sigma = validate.real_number(
+        "sigma", sigma, positive=True, what="a standard deviation"
+    )
+    if Z_j.ndim != 2 or S.shape != (Z_j.shape[1], Z_j.shape[1]):
+        raise InputError(
+            f"Z_j must be n_j x q and S q x q for the same q; got Z_j of shape "
+            f"{Z_j.shape} and S of shape {S.shape}."
+        )
+    if not (np.all(np.isfinite(Z_j)) and np.all(np.isfinite(S))):
+        raise InputError("Z_j and S must hold finite numbers.")
+    if not np.allclose(S, S.T) or np.any(np.linalg.eigvalsh(S) <= 0):
+        raise InputError(
+            "S must be symmetric and positive definite; a singular fit (an SD "
+            "of 0 or a correlation of +-1) has no S^{-1}, so its weight is "
+            "not defined."
+        )
+    ZtZ = Z_j.T @ Z_j
+    return np.linalg.solve(ZtZ + sigma**2 * np.linalg.inv(S), ZtZ)
 
 
 def partial_pooling_intercepts(

@@ -3,7 +3,8 @@
 :class:`BlockParser` reads the lines of a ``.qmd`` body (after the front
 matter) once, top to bottom, and returns a tree of blocks: :class:`Chunk`
 (an executable ```` ```{python} ```` chunk), :class:`Math` (labelled display
-math), :class:`Heading`, :class:`Div` (callouts, exercises, solutions,
+math), :class:`Table` (a pipe table with a ``: Caption {#tbl-x}`` line after
+it), :class:`Heading`, :class:`Div` (callouts, exercises, solutions,
 ``{#refs}``, with their children) and :class:`Text` (markdown lines, left to
 the inline pass in ``inline.py``; ``verbatim`` ones are never searched for
 Quarto syntax). Every line keeps its 1-based ``.qmd`` line number, so every
@@ -32,6 +33,11 @@ ATTR_TOKEN_RE = re.compile(
     r"""(?P<key>[A-Za-z][\w-]*)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<uq>[^\s"']+)))"""
 )
 EQ_LABEL_RE = re.compile(r"\{#(?P<label>[^\s{}]+)\}")
+#: Quarto's table caption: a line ``: Caption text {#tbl-name}`` after the table
+TABLE_CAPTION_RE = re.compile(
+    r"^:[ \t]+(?P<text>.*?)[ \t]*\{#(?P<label>[^\s{}]+)\}[ \t]*$"
+)
+PIPE_ROW_RE = re.compile(r"^[ \t]{0,3}\|")
 
 
 @dataclass
@@ -59,6 +65,17 @@ class Math:
     body: list[str]
     label: str
     label_line: int = 0  # the line holding {#eq-...}
+
+
+@dataclass
+class Table:
+    """A pipe table with Quarto's caption line after it."""
+
+    line: int  # the table's first line
+    rows: list[tuple[int, str]]
+    caption: str
+    label: str
+    caption_line: int
 
 
 @dataclass
@@ -161,6 +178,10 @@ class BlockParser:
                 here.append(self._heading(n, len(m["hashes"]), m["text"] or ""))
                 i += 1
                 continue
+            if line.startswith(":") and not line.startswith("::"):
+                self._table_caption(here, n, line)
+                i += 1
+                continue
             self._text(here, n, line)
             i += 1
         if len(stack) > 1:
@@ -174,6 +195,39 @@ class BlockParser:
             here[-1].lines.append((n, line))
         else:
             here.append(Text([(n, line)], verbatim))
+
+    def _table_caption(self, here: list, n: int, line: str) -> None:
+        """Turn the pipe table before a ``: Caption {#tbl-x}`` line into a
+        :class:`Table`; a caption line anywhere else, or one without its
+        label, is refused."""
+        text = here[-1] if here and isinstance(here[-1], Text) else None
+        lines = list(text.lines) if text is not None and not text.verbatim else []
+        while lines and not lines[-1][1].strip():  # one blank line may separate
+            lines.pop()
+        rows: list[tuple[int, str]] = []
+        while lines and PIPE_ROW_RE.match(lines[-1][1]):
+            rows.insert(0, lines.pop())
+        blanks = len(text.lines) - len(lines) - len(rows) if text else 0
+        if not rows:
+            self.err(n, "a line starting with ':' is a table caption in Quarto, but "
+                     "no pipe table comes right before it; put the caption line "
+                     "`: Caption {#tbl-name}` after the table, or do not start a "
+                     "line with ':'")
+        if blanks > 1:
+            self.err(n, "more than one blank line between the table and its caption")
+        if len(rows) < 2 or not re.match(r"^[ \t]*\|?[ \t]*:?-+", rows[1][1]):
+            self.err(rows[0][0], "the table before this caption has no header rule "
+                     "(|---|---|) on its second line")
+        m = TABLE_CAPTION_RE.match(line)
+        if not m or not m["text"].strip():
+            self.err(n, f"malformed table caption {line.strip()!r}: write "
+                     "`: Caption text {#tbl-name}` (a caption and a tbl- label, "
+                     "so the table is numbered)")
+        self._check_label(n, m["label"], "tbl")
+        text.lines[:] = lines
+        if not lines:
+            here.pop()
+        here.append(Table(rows[0][0], rows, m["text"].strip(), m["label"], n))
 
     def _fence(self, m: re.Match, i: int, here: list) -> int:
         n = self.lines[i][0]

@@ -16,7 +16,7 @@ import re
 import nbformat
 import yaml
 
-from .blocks import BlockParser, Chunk, Div, Heading, Math, Text
+from .blocks import BlockParser, Chunk, Div, Heading, Math, Table, Text
 from .errors import QmdSyntaxError
 from .inline import InlineParser
 from .labels import Label, Scan, label_problem
@@ -214,6 +214,14 @@ class Translator:
         if isinstance(item, Math):
             self.define(item.label, item.label_line or item.line)
             return ["```{math}", f":label: {item.label}", "", *item.body, "```"]
+        if isinstance(item, Table):
+            # MyST's {table} directive: a numbered, captioned table node with
+            # the label as its id, like a tbl- chunk's (numbering.py)
+            self.define(item.label, item.caption_line)
+            caption = self.inlines.inline(item.caption, [item.caption_line],
+                                          allow_expr=False)
+            return [f"```{{table}} {caption}", f":name: {item.label}", "",
+                    *self.inlines.text_lines(item.rows), "```"]
         if isinstance(item, Chunk):
             self.err(item.line, f"a code chunk inside a {ctx} is not supported: "
                      "myst-nb would not execute it (move it out of the callout)")

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .blocks import FENCE_RE, Chunk, Div, Heading, Text
+from .blocks import FENCE_RE, Chunk, Div, Heading, Table, Text
 from .errors import QmdSyntaxError
 from .reader import parse, scan
 
@@ -122,8 +122,10 @@ def lint_text(
                 if len(line) > MAX_CODE_LINE:
                     add(n, f"code line is {len(line)} characters; the PDF page holds "
                         f"{MAX_CODE_LINE}: break it")
-        elif isinstance(item, (Text, Heading)):
-            lines = item.lines if isinstance(item, Text) else [(item.line, item.text)]
+        elif isinstance(item, (Text, Heading, Table)):
+            lines = (item.lines if isinstance(item, Text)
+                     else [*item.rows, (item.caption_line, item.caption)]
+                     if isinstance(item, Table) else [(item.line, item.text)])
             for n, line in lines:
                 for m in DECIMAL.finditer(NOT_PROSE.sub(" ", line)):
                     add(n, f"the number {m.group(0)} is typed into the prose; compute "

@@ -321,6 +321,11 @@ class Converter:
             return []
         if name == "bibliography":
             return self.references(self.book_cited, heading=False)
+        if name == "table":  # a captioned pipe table: caption above, as Quarto
+            label = options["name"]
+            text = self.target(label).text()
+            return [f'<a id="{label}"></a>**{text}** {self.inline(argument)}', "",
+                    *(self.inline(s) for s in body if s.strip())]
         raise NotebookMarkdownError(f"{self.where}: no notebook form for the MyST "
                                     f"directive {{{name}}}")
 

@@ -66,7 +66,13 @@ from multilevel.study.replicates import (
     run_replicate,
     run_study,
 )
-from multilevel.study.summary import summarise
+from multilevel.study.summary import (
+    bias_reading,
+    coverage_z,
+    lookup,
+    summarise,
+    t_coverage,
+)
 
 __all__ = [
     "ENGINES",
@@ -75,8 +81,11 @@ __all__ = [
     "STATUSES",
     "SUMMARY_COLUMNS",
     "StudyConfig",
+    "bias_reading",
     "chunks",
     "config_from_args",
+    "coverage_z",
+    "lookup",
     "main",
     "provenance",
     "pymc_fit_shared",
@@ -84,4 +93,5 @@ __all__ = [
     "run_replicate",
     "run_study",
     "summarise",
+    "t_coverage",
 ]

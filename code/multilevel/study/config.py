@@ -34,11 +34,11 @@ SUMMARY_COLUMNS = (
 
 #: Row order of the parameters (lme4's names) and their symbols in the book.
 PARAMETERS = {
-    "(Intercept)": "a",
-    "afternoon": "b",
-    "sd_(Intercept)|cafe": "sigma_a",
+    "(Intercept)": "alpha",
+    "afternoon": "beta",
+    "sd_(Intercept)|cafe": "sigma_alpha",
     "cor_afternoon.(Intercept)|cafe": "rho",
-    "sd_afternoon|cafe": "sigma_b",
+    "sd_afternoon|cafe": "sigma_beta",
     "sigma": "sigma",
 }
 

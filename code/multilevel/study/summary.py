@@ -1,5 +1,13 @@
 """Bias, RMSE and interval coverage of the study's estimates, with their
-Monte Carlo standard errors."""
+Monte Carlo standard errors, and the look-ups that read them back.
+
+:func:`summarise` makes the summary; :func:`lookup` reads one number of it
+by design, method and the parameter's symbol; :func:`coverage_z` says how
+many standard errors a coverage lies from what was expected, and
+:func:`t_coverage` is what a normal-quantile interval is expected to cover
+when its estimate is t-distributed; :func:`bias_reading` puts a bias into
+words against its Monte Carlo standard error.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from multilevel.errors import InputError
 from multilevel.study.config import PARAMETERS, STATUSES, SUMMARY_COLUMNS
@@ -81,3 +90,93 @@ def summarise(long: pd.DataFrame) -> pd.DataFrame:
     summary["_p"] = summary["parameter"].map(order)
     summary = summary.sort_values(["n_cafes", "engine", "interval", "_p"])
     return summary.drop(columns="_p").reset_index(drop=True)
+
+
+def lookup(
+    summary: pd.DataFrame, n_cafes: int, method: str, symbol: str, column: str
+) -> float:
+    """One number of a :func:`summarise` table.
+
+    ``method`` is ``"<engine> <interval>"`` (``"lmer profile"``, ``"pymc
+    HDI"``) or an engine alone (``"lmer"``) for a column that does not
+    depend on the interval kind (``bias``, ``rmse``: the rows of one
+    engine must then agree); ``symbol`` is the book's name of the
+    parameter (a value of :data:`PARAMETERS`: ``alpha``, ``sigma_beta``,
+    ``rho`` ...). Exactly one value must match.
+    """
+    if not isinstance(summary, pd.DataFrame):
+        raise InputError(
+            f"summary must be the DataFrame summarise returns, got "
+            f"{type(summary).__name__}."
+        )
+    if column not in summary.columns:
+        raise InputError(
+            f"the summary has no column {column!r}; it has {list(summary.columns)}."
+        )
+    by_symbol = {v: k for k, v in PARAMETERS.items()}
+    if symbol not in by_symbol:
+        raise InputError(
+            f"unknown parameter symbol {symbol!r}; the symbols are "
+            f"{list(by_symbol)}."
+        )
+    engine, _, interval = str(method).partition(" ")
+    rows = summary[
+        (summary["n_cafes"] == n_cafes)
+        & (summary["engine"] == engine)
+        & (summary["parameter"] == by_symbol[symbol])
+    ]
+    if interval:
+        rows = rows[rows["interval"] == interval]
+    values = rows[column].dropna().unique() if not interval else rows[column]
+    if len(rows) == 0:
+        methods = sorted(set(summary["engine"] + " " + summary["interval"]))
+        raise InputError(
+            f"no summary row for {n_cafes} cafes, method {method!r}, parameter "
+            f"{symbol!r}; designs are {sorted(set(summary['n_cafes']))} and "
+            f"methods {methods}."
+        )
+    if len(values) != 1:
+        raise InputError(
+            f"{column} of {method!r} for {symbol!r} at {n_cafes} cafes is not one "
+            f"number ({list(values)}); name the interval kind as well, e.g. "
+            f"'{engine} {rows['interval'].iloc[0]}'."
+        )
+    return float(np.asarray(values)[0])
+
+
+def coverage_z(coverage: float, n_intervals: int, expected: float) -> float:
+    """How many standard errors an observed coverage lies from ``expected``:
+    ``(coverage - expected) / sqrt(expected (1 - expected) / n_intervals)``,
+    the binomial standard error under the expected coverage."""
+    if not 0 < expected < 1:
+        raise InputError(f"expected must be a coverage in (0, 1), got {expected!r}.")
+    if not (isinstance(n_intervals, (int, np.integer, float)) and n_intervals >= 1
+            and float(n_intervals).is_integer()):
+        raise InputError(f"n_intervals must be a count >= 1, got {n_intervals!r}.")
+    if not 0 <= coverage <= 1:
+        raise InputError(f"coverage must lie in [0, 1], got {coverage!r}.")
+    return (coverage - expected) / math.sqrt(expected * (1 - expected) / n_intervals)
+
+
+def t_coverage(level: float, df: int) -> float:
+    """The coverage of ``estimate +- z * se`` (z the normal quantile of
+    ``level``) when ``(estimate - truth) / se`` follows a t distribution
+    with ``df`` degrees of freedom: ``2 T_df(z) - 1``, below ``level``."""
+    if not 0 < level < 1:
+        raise InputError(f"level must lie in (0, 1), got {level!r}.")
+    if not df >= 1:
+        raise InputError(f"df must be >= 1, got {df!r}.")
+    z = stats.norm.ppf(0.5 + level / 2)
+    return float(2 * stats.t.cdf(z, df) - 1)
+
+
+def bias_reading(bias: float, se: float) -> str:
+    """A bias in words: within noise when ``|bias| <= 2 se``, else its sign."""
+    if not (math.isfinite(bias) and math.isfinite(se) and se >= 0):
+        raise InputError(
+            f"bias and its standard error must be finite (se >= 0), got "
+            f"{bias!r} and {se!r}."
+        )
+    if abs(bias) <= 2 * se:
+        return "within two Monte Carlo standard errors of zero"
+    return "an underestimate" if bias < 0 else "an overestimate"
