@@ -237,3 +237,32 @@ def test_site_url_setting(tmp_path):
         "https://a.example.org/b")
     with pytest.raises(QuartoConfigError, match="site-url"):
         config("  site-url: a.example.org\n")
+
+
+def test_student_notebooks_get_an_answer_cell_after_each_exercise(bib):
+    exercise = _md("""
+        ```{exercise-start} Square it
+        :label: exr-s
+        ```
+
+        Do it.
+
+        ```{exercise-end}
+        ```
+
+        After the exercise.
+        """)
+    solution = _md("```{solution-start} exr-s\n```\n\nLike this.", tags=["solution"])
+    student = jupyter_notebook(_nb(exercise), TARGETS, RELATIVE, bib, "x", [],
+                               answer_cells=True)
+    kinds = [(c.cell_type, c.source, c.metadata.get("tags")) for c in student.cells]
+    assert kinds == [
+        ("markdown", '### <a id="exr-s"></a>Exercise 3.2 (Square it)\n\nDo it.', None),
+        ("code", "", ["answer"]),
+        ("markdown", "After the exercise.", None),
+    ]
+    assert len({c.id for c in student.cells}) == 3
+    # the reader's notebook: the exercise, then its solution, no answer cell
+    reader = convert(bib, exercise, solution)
+    assert [c.cell_type for c in reader.cells] == ["markdown"] * 3
+    assert "answer" not in str([c.metadata for c in reader.cells])

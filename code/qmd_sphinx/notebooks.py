@@ -14,7 +14,8 @@ kit can extend:
 3. ``nbmarkdown.jupyter_notebook``: each variant's markdown is translated
    from MyST to what Jupyter, JupyterLab, VS Code and Colab render
    (references as the site prints them, linked to the site; citations;
-   callouts; exercises; numbered equations) and checked for leftovers.
+   callouts; exercises; numbered equations) and checked for leftovers; the
+   student's gets an empty answer cell after each exercise.
 
 In ``nb_execution_mode = "cache"``, myst-nb 1.4 writes ``jupyter_execute/``
 from the notebook it read, not from the one it merged with the cache: a
@@ -173,12 +174,14 @@ def export_chapter(
     where = str(executed)
     if nb is None:
         nb = read_chapter(executed, cache_path)
-    variants = ((nb, out, 2), (student_variant(nb), student_out, 3))
-    for variant, path, depth in variants:
+    # (notebook, where it goes, its depth in the site, answer cells)
+    variants = ((nb, out, 2, False), (student_variant(nb), student_out, 3, True))
+    for variant, path, depth, answers in variants:
         try:
             native = jupyter_notebook(variant, references or {},
                                       SiteLinks(site_url, depth), bibliography,
-                                      where, book_cited, left_out)
+                                      where, book_cited, left_out,
+                                      answer_cells=answers)
         except NotebookMarkdownError as exc:
             raise NotebookExportError(str(exc)) from None
         path.parent.mkdir(parents=True, exist_ok=True)
