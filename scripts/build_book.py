@@ -155,6 +155,7 @@ def _export_notebooks(out: Path, book, whole) -> list[Path]:
     from qmd_sphinx.html import notebook_name
     from qmd_sphinx.nbmarkdown import Bibliography
     from qmd_sphinx.notebooks import export_chapter, notebook_citations, read_chapter
+    from qmd_sphinx.wheel import load_spec
 
     references = _references(out)
     executed = out / "jupyter_execute"
@@ -180,6 +181,7 @@ def _export_notebooks(out: Path, book, whole) -> list[Path]:
             book_cited=cited,
             nb=nb,
             left_out=left_out,
+            wheel=load_spec(REPO).filename,  # what the first cell installs
         )
         written.append(target)
     return written
