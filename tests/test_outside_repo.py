@@ -13,11 +13,16 @@ import ast
 import base64
 import hashlib
 import importlib.metadata
+import json
+import os
 import shutil
+import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from qmd_sphinx.wheel import (
@@ -156,3 +161,135 @@ def test_the_description_is_checked(tmp_path):
           "missing name")
     pyproject.write_text(text, encoding="utf-8")
     assert load_spec(root).name == "multilevel"
+
+
+# ---- the notebooks, run where a reader runs them
+
+BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
+#: chapters whose notebooks run outside the repository (those that need no
+#: saved results or MCMC): the data, the equations, Z and the lme4 fit
+OUTSIDE_CHAPTERS = ("cafes", "equations-lmm", "z-matrix", "fit-lmer")
+#: what the build's environment sets that a reader's does not have
+NOT_A_READERS = ("PYTHONPATH", "VIRTUAL_ENV", "R_PROFILE_USER", "MPLBACKEND",
+                 "MULTILEVEL_COMPILE_CACHE", "NUMBA_CACHE_DIR", "PYTENSOR_FLAGS",
+                 "JAX_COMPILATION_CACHE_DIR", "JUPYTER_PATH", "JUPYTER_DATA_DIR")
+KERNEL = "multilevel-outside"
+
+#: run by the fresh environment's Python: execute each notebook in its own
+#: folder, after it a cell that says where `multilevel` came from
+DRIVER = r"""
+import json, sys, time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+kernel, *paths = sys.argv[1:]
+for path in map(Path, paths):
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import json, multilevel, os, sys\n"
+        "print(json.dumps({'file': multilevel.__file__, 'prefix': sys.prefix,"
+        " 'rprofile': os.environ.get('R_PROFILE_USER')}))"))
+    start = time.perf_counter()
+    NotebookClient(nb, kernel_name=kernel, timeout=1200,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path.with_suffix(".out.ipynb"))
+    print(json.dumps({"notebook": path.name,
+                      "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+"""
+
+
+def _run(cmd, **kwargs):
+    run = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if run.returncode != 0:
+        tail = "\n".join((run.stdout + run.stderr).splitlines()[-60:])
+        pytest.fail(f"{' '.join(map(str, cmd))} failed (exit {run.returncode}):\n"
+                    f"{tail}", pytrace=False)
+    return run
+
+
+def _text_outputs(cell) -> str:
+    return "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                   for o in cell.get("outputs", []))
+
+
+@pytest.mark.slow
+@pytest.mark.needs_r
+@pytest.mark.book
+def test_notebooks_run_in_a_fresh_environment_outside_the_repository(
+        tmp_path_factory):
+    downloads = BUILD / "html" / "downloads"
+    spec = load_spec(REPO)
+    if not (downloads / spec.filename).is_file():
+        pytest.fail(f"no wheel in the built site: {downloads / spec.filename} is "
+                    "missing; run make book first", pytrace=False)
+    python = shutil.which("python3.11")
+    assert python, "python3.11 is not on PATH (the book's Python)"
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    # the site's downloads, as a reader saves them, far from the repository
+    home = tmp_path_factory.mktemp("reader")
+    assert REPO not in home.parents
+    site = home / "downloads"
+    (site / "notebooks").mkdir(parents=True)
+    fresh = build_wheel(REPO, tmp_path_factory.mktemp("fresh"))
+    assert fresh.read_bytes() == (downloads / spec.filename).read_bytes(), (
+        "the site's wheel is not the one the sources build: run make book")
+    shutil.copy2(fresh, site / fresh.name)
+    notebooks = []
+    for name in OUTSIDE_CHAPTERS:
+        copy = site / "notebooks" / f"{name}.ipynb"
+        shutil.copy2(downloads / "notebooks" / f"{name}.ipynb", copy)
+        notebooks.append(copy)
+
+    # a fresh environment with a kernel and nbclient, nothing of the book's:
+    # the first notebook's setup cell installs the wheel
+    env = {k: v for k, v in os.environ.items() if k not in NOT_A_READERS}
+    venv = home / "venv"
+    _run([python, "-m", "venv", venv], env=env, cwd=home)
+    lock = read_lock(REPO / "requirements.lock")
+    tools = [f"{n}=={lock[n]}" for n in ("ipykernel", "nbclient")]
+    _run([venv / "bin" / "python", "-m", "pip", "install", "-q", *tools], env=env,
+         cwd=home)
+    _run([venv / "bin" / "python", "-m", "ipykernel", "install", "--sys-prefix",
+          "--name", KERNEL], env=env, cwd=home)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    timings["environment"] = time.perf_counter() - start
+    run = _run([venv / "bin" / "python", "-c", DRIVER, KERNEL, *notebooks],
+               env=env, cwd=home)
+    for line in run.stdout.splitlines():
+        record = json.loads(line)
+        timings[record["notebook"]] = record["seconds"]
+    timings["total"] = time.perf_counter() - start
+    print("outside the repository, seconds:",
+          {k: round(v, 1) for k, v in timings.items()})
+
+    for path in notebooks:
+        ran = nbformat.read(path.with_suffix(".out.ipynb"), as_version=4)
+        setup = ran.cells[0]
+        assert setup.metadata.get("tags") == ["setup"], path.name
+        assert "R, lme4 and rpy2 found" in _text_outputs(setup), path.name
+        where = json.loads(_text_outputs(ran.cells[-1]).strip().splitlines()[-1])
+        package = Path(where["file"]).resolve()
+        assert package.is_relative_to(venv.resolve()), where  # not the repo's copy
+        assert not package.is_relative_to(REPO)
+        assert where["rprofile"] == str(package.with_name("Rprofile"))
+        # the numbers the reader gets are the book's
+        built = nbformat.read(downloads / "notebooks" / path.name, as_version=4)
+        pairs = list(zip(built.cells[1:], ran.cells[1:-1], strict=True))
+        differ = [k for k, (a, b) in enumerate(pairs, start=2)
+                  if a.cell_type == "code" and _text_outputs(a) != _text_outputs(b)]
+        assert not differ, f"{path.name}: cells {differ} print other text"
+        printed = [a for a, _ in pairs if a.cell_type == "code" and _text_outputs(a)]
+        assert len(printed) >= 3, f"{path.name}: too few outputs to compare"
+        # the student's copy starts the same way, an answer cell per exercise
+        student = nbformat.read(downloads / "notebooks" / "student" / path.name,
+                                as_version=4)
+        assert student.cells[0].source == built.cells[0].source
+        exercises = [c for c in student.cells if c.cell_type == "markdown"
+                     and c.source.startswith("### <a id=\"exr-")]
+        answers = [c for c in student.cells if "answer" in c.metadata.get("tags", [])]
+        assert exercises and len(answers) == len(exercises), path.name
+        assert all(c.cell_type == "code" and not c.source for c in answers)
