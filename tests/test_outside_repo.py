@@ -293,3 +293,20 @@ def test_notebooks_run_in_a_fresh_environment_outside_the_repository(
         answers = [c for c in student.cells if "answer" in c.metadata.get("tags", [])]
         assert exercises and len(answers) == len(exercises), path.name
         assert all(c.cell_type == "code" and not c.source for c in answers)
+
+
+@pytest.mark.book
+def test_every_chapter_page_links_the_wheel():
+    from qmd_sphinx.quarto_config import load_quarto
+
+    html = BUILD / "html"
+    if not (html / "index.html").is_file():
+        pytest.fail(f"no built book in {html}: run make book first", pytrace=False)
+    wheel = html / "downloads" / load_spec(REPO).filename
+    assert wheel.is_file()
+    for chapter in load_quarto(REPO).chapters:
+        page = html / f"{chapter.docname}.html"
+        if not page.is_file():  # a sub-book (BOOK_BUILD) leaves it out
+            continue
+        href = f'href="{os.path.relpath(wheel, page.parent)}"'
+        assert href in page.read_text(encoding="utf-8"), (page, href)
