@@ -291,11 +291,11 @@ def test_setup_cell_constants_per_chapter(tmp_path):
 
     cell = setup_cell(WHEEL, "https://x.example.org/b/", False)
     assert cell.metadata["tags"] == ["setup"]
-    assert f'WHEEL = {WHEEL!r}' in cell.source
-    assert "SITE_DOWNLOADS = 'https://x.example.org/b/downloads'" in cell.source
+    assert f'\nWHEEL = "{WHEEL}"\n' in cell.source
+    assert 'SITE_DOWNLOADS = "https://x.example.org/b/downloads"  #' in cell.source
     assert "\nNEEDS_R = False  # does this chapter run R?\n" in cell.source
     compile(cell.source, "setup-cell", "exec")  # it is Python
-    assert "SITE_DOWNLOADS = ''" in setup_cell(WHEEL, "", True).source
+    assert 'SITE_DOWNLOADS = ""  #' in setup_cell(WHEEL, "", True).source
     plain = _nb(nbformat.v4.new_code_cell("import numpy as np"))
     assert not needs_r(plain)
     for code in ("%%R -i cafes\nlmer(y ~ 1)", "%load_ext rpy2.ipython",

@@ -130,9 +130,9 @@ def setup_cell(wheel: str, site_url: str, r: bool):
     """
     source = SETUP_CELL.read_text(encoding="utf-8")
     values = {
-        "WHEEL": repr(wheel),
-        "SITE_DOWNLOADS": repr(f"{site_url.rstrip('/')}/{DOWNLOADS_DIR}"
-                               if site_url else ""),
+        "WHEEL": json.dumps(wheel),  # a Python string in the cell's quotes
+        "SITE_DOWNLOADS": json.dumps(f"{site_url.rstrip('/')}/{DOWNLOADS_DIR}"
+                                     if site_url else ""),
         "NEEDS_R": repr(bool(r)),
     }
     for name, value in values.items():
