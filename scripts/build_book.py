@@ -12,6 +12,8 @@ Outputs (under --out):
                             the title: one-mixed-model-two-ways.pdf)
   notebooks/NAME.ipynb      one executed notebook per chapter
   notebooks/student/        the same without the cells tagged `solution`
+  wheel/multilevel-*.whl    the package the notebooks install (also in the
+                            site's downloads/)
   .jupyter_cache/           the execution cache shared by the builds
 
 Warnings are errors (sphinx-build -W --keep-going). Any failure exits
@@ -153,6 +155,7 @@ def _export_notebooks(out: Path, book, whole) -> list[Path]:
     from qmd_sphinx.html import notebook_name
     from qmd_sphinx.nbmarkdown import Bibliography
     from qmd_sphinx.notebooks import export_chapter, notebook_citations, read_chapter
+    from qmd_sphinx.wheel import load_spec
 
     references = _references(out)
     executed = out / "jupyter_execute"
@@ -178,9 +181,20 @@ def _export_notebooks(out: Path, book, whole) -> list[Path]:
             book_cited=cited,
             nb=nb,
             left_out=left_out,
+            wheel=load_spec(REPO).filename,  # what the first cell installs
         )
         written.append(target)
     return written
+
+
+def _wheel(out: Path) -> Path:
+    """The package the chapters import, as a wheel (pyproject.toml's
+    [tool.multilevel-wheel]): what the notebooks' setup cell installs."""
+    from qmd_sphinx.wheel import build_wheel
+
+    for old in (out / "wheel").glob("*.whl"):  # of another version
+        old.unlink()
+    return build_wheel(REPO, out / "wheel")
 
 
 def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
@@ -188,6 +202,8 @@ def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
 
     site = out / "html" / DOWNLOADS_DIR
     site.mkdir(parents=True, exist_ok=True)
+    for wheel in sorted((out / "wheel").glob("*.whl")):
+        shutil.copy2(wheel, site / wheel.name)
     if "notebooks" in formats:
         shutil.copytree(out / "notebooks", site / NOTEBOOKS_DIR, dirs_exist_ok=True)
     if "pdf" in formats:
@@ -248,6 +264,7 @@ def build(
     if "pdf" in formats:
         timed("latex", _sphinx, "latex", root, out, out / "latex", env)
         timed("pdf", _latex_to_pdf, out / "latex", out, book.pdf_name)
+    timed("wheel", _wheel, out)
     if "notebooks" in formats:
         if not formats & {"html", "pdf"}:  # execute the chapters without a site
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)

@@ -8,6 +8,7 @@ leftover-syntax gate catches what it must.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -237,3 +238,126 @@ def test_site_url_setting(tmp_path):
         "https://a.example.org/b")
     with pytest.raises(QuartoConfigError, match="site-url"):
         config("  site-url: a.example.org\n")
+
+
+def test_student_notebooks_get_an_answer_cell_after_each_exercise(bib):
+    exercise = _md("""
+        ```{exercise-start} Square it
+        :label: exr-s
+        ```
+
+        Do it.
+
+        ```{exercise-end}
+        ```
+
+        After the exercise.
+        """)
+    solution = _md("```{solution-start} exr-s\n```\n\nLike this.", tags=["solution"])
+    student = jupyter_notebook(_nb(exercise), TARGETS, RELATIVE, bib, "x", [],
+                               answer_cells=True)
+    kinds = [(c.cell_type, c.source, c.metadata.get("tags")) for c in student.cells]
+    assert kinds == [
+        ("markdown", '### <a id="exr-s"></a>Exercise 3.2 (Square it)\n\nDo it.', None),
+        ("code", "", ["answer"]),
+        ("markdown", "After the exercise.", None),
+    ]
+    assert len({c.id for c in student.cells}) == 3
+    # the reader's notebook: the exercise, then its solution, no answer cell
+    reader = convert(bib, exercise, solution)
+    assert [c.cell_type for c in reader.cells] == ["markdown"] * 3
+    assert "answer" not in str([c.metadata for c in reader.cells])
+
+
+# ---- the setup cell (the first cell of every downloaded notebook)
+
+WHEEL = "multilevel-0.1.0-py3-none-any.whl"
+
+
+def _setup_functions(tmp_path, **cell):
+    """The setup cell's functions, without running it."""
+    from qmd_sphinx.notebooks import setup_cell
+
+    source = setup_cell(**{"wheel": WHEEL, "site_url": "", "r": True, **cell}).source
+    head, call, _ = source.partition("\ninstall_package()\n")
+    assert call, "the cell no longer calls install_package()"
+    namespace: dict = {}
+    exec(compile(head, "setup-cell", "exec"), namespace)
+    return namespace
+
+
+def test_setup_cell_constants_per_chapter(tmp_path):
+    from qmd_sphinx.notebooks import needs_r, setup_cell
+
+    cell = setup_cell(WHEEL, "https://x.example.org/b/", False)
+    assert cell.metadata["tags"] == ["setup"]
+    assert f'\nWHEEL = "{WHEEL}"\n' in cell.source
+    assert 'SITE_DOWNLOADS = "https://x.example.org/b/downloads"  #' in cell.source
+    assert "\nNEEDS_R = False  # does this chapter run R?\n" in cell.source
+    compile(cell.source, "setup-cell", "exec")  # it is Python
+    assert 'SITE_DOWNLOADS = ""  #' in setup_cell(WHEEL, "", True).source
+    plain = _nb(nbformat.v4.new_code_cell("import numpy as np"))
+    assert not needs_r(plain)
+    for code in ("%%R -i cafes\nlmer(y ~ 1)", "%load_ext rpy2.ipython",
+                 "fit = fit_lmer(CAFE_FORMULA, cafes)"):
+        assert needs_r(_nb(nbformat.v4.new_code_cell(code))), code
+
+
+def test_setup_cell_finds_the_wheel_as_the_site_lays_it_out(tmp_path):
+    ns = _setup_functions(tmp_path)
+    student = tmp_path / "downloads" / "notebooks" / "student"
+    student.mkdir(parents=True)
+    assert ns["wheel_source"](student) is None  # no copy, no site
+    (tmp_path / "downloads" / WHEEL).write_bytes(b"")
+    assert ns["wheel_source"](student) == str(tmp_path / "downloads" / WHEEL)
+    online = _setup_functions(tmp_path, site_url="https://x.example.org/b")
+    assert online["wheel_source"](tmp_path / "elsewhere") == (
+        f"https://x.example.org/b/downloads/{WHEEL}")
+
+
+def _fake_rscript(folder, prints):
+    folder.mkdir(exist_ok=True)
+    script = folder / "Rscript"
+    script.write_text(f"#!/bin/sh\necho {prints}\n", encoding="utf-8")
+    script.chmod(0o755)
+    return folder
+
+
+def test_setup_cell_names_the_command_that_installs_r_or_lme4(tmp_path, monkeypatch):
+    ns = _setup_functions(tmp_path)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    message = ns["check_r"]()
+    debian = Path("/etc/debian_version").is_file()
+    assert message.startswith("R is not installed: ")
+    if debian:
+        assert message.endswith("sudo apt-get install -y r-base-core r-base-dev "
+                                "r-cran-lme4")
+    monkeypatch.setenv("PATH", str(_fake_rscript(tmp_path / "bin", "FALSE")))
+    message = ns["check_r"]()
+    assert message.startswith("the R package lme4 is not installed: ")
+    if debian:
+        assert message.endswith("sudo apt-get install -y r-cran-lme4")
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab")  # Colab: R, no lme4
+    assert ns["check_r"]().endswith("""!Rscript -e 'install.packages("lme4")'  """
+                                    "(a few minutes)")
+
+
+@pytest.mark.needs_r
+def test_setup_cell_finds_r_lme4_and_rpy2_here(tmp_path):
+    assert _setup_functions(tmp_path)["check_r"]() is None
+
+
+def test_setup_cell_without_the_wheel_says_where_to_get_it(tmp_path):
+    import subprocess
+    import sys
+
+    from qmd_sphinx.notebooks import setup_cell
+
+    # this environment has the package from the checkout, not from the wheel
+    cell = setup_cell(WHEEL, "", False).source
+    run = subprocess.run([sys.executable, "-c", cell], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert (f"RuntimeError: {WHEEL} not found: download it from the downloads/ "
+            f"folder of the book's site into {tmp_path}") in run.stderr

@@ -3,6 +3,7 @@ ARIA roles of the bibliography."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -54,12 +55,22 @@ def notebook_name(docname: str) -> str:
     return docname.rsplit("/", 1)[-1] + ".ipynb"
 
 
+@functools.cache
+def wheel_name() -> str:
+    """The file name of the wheel of the package the notebooks install
+    (``[tool.multilevel-wheel]`` of the repository this bridge is part of)."""
+    from qmd_sphinx.wheel import load_spec
+
+    return load_spec(Path(__file__).resolve().parents[2]).filename
+
+
 def download_paths(docname: str, pdf_name: str) -> dict[str, str]:
     """Site-relative paths of a chapter's downloads (build_book.py puts them)."""
     name = notebook_name(docname)
     return {
         "ipynb": f"{DOWNLOADS_DIR}/{NOTEBOOKS_DIR}/{name}",
         "student": f"{DOWNLOADS_DIR}/{NOTEBOOKS_DIR}/{STUDENT_DIR}/{name}",
+        "wheel": f"{DOWNLOADS_DIR}/{wheel_name()}",
         "pdf": f"{DOWNLOADS_DIR}/{pdf_name}",
     }
 
@@ -97,6 +108,17 @@ def download_menu(app, pagename, templatename, context, doctree) -> None:
                 "icon": "fas fa-user-graduate",
                 "tooltip": "This chapter as a notebook without the solutions",
                 "label": "download-student-notebook-button",
+            }
+        )
+        entries.append(
+            {
+                "type": "link",
+                "url": pathto(paths["wheel"], 1),
+                "text": ".whl (the notebooks' package)",
+                "icon": "fas fa-box",
+                "tooltip": "The book's Python package, multilevel, which the "
+                "notebooks' first cell installs",
+                "label": "download-wheel-button",
             }
         )
     if "pdf" in offered:

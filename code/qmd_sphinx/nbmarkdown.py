@@ -17,7 +17,9 @@ rewrites every markdown cell of an exported notebook:
 - ``(label)=`` before a heading -> an ``<a id="label"></a>`` in the heading;
 - callouts (``:::{note}``, ``:::{admonition} Title``) -> block quotes whose first
   line is the title in bold ("Note" when untitled);
-- ``exercise-start``/``-end`` -> a cell headed "### Exercise 6.2 (title)";
+- ``exercise-start``/``-end`` -> a cell headed "### Exercise 6.2 (title)",
+  followed, in the student's notebook (``answer_cells``), by an empty code
+  cell tagged ``answer`` where the student writes the answer;
   ``solution-start``/``-end`` -> a cell headed "#### Solution";
 - ```` ```{bibliography} ```` -> the list of every entry the book cites;
 - figure and table captions (cell metadata, invisible in Jupyter) -> a
@@ -45,6 +47,10 @@ FENCE = re.compile(r"^(`{3,}|~{3,})\s*(\{[^}]*\})?\s*(.*)$")
 COLON_FENCE = re.compile(r"^(:{3,})\{([a-z-]+)\}\s*(.*)$")
 TARGET_LINE = re.compile(r"^\(([^()\s]+)\)=\s*$")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+#: where an exercise ends, in the translated markdown: its cell is split there
+#: and, in the student's notebook, an answer cell put in between
+EXERCISE_END = "\x00exercise-end\x00"
+ANSWER_TAG = "answer"
 
 #: MyST and Quarto syntax no notebook front end renders: (pattern, what it is)
 LEFTOVERS = [
@@ -317,7 +323,9 @@ class Converter:
             return [f'### <a id="{label}"></a>{heading}']
         if name == "solution-start":
             return ["#### Solution"]
-        if name in ("exercise-end", "solution-end"):
+        if name == "exercise-end":
+            return [EXERCISE_END]
+        if name == "solution-end":
             return []
         if name == "bibliography":
             return self.references(self.book_cited, heading=False)
@@ -356,11 +364,22 @@ class Converter:
         return None
 
 
+def _copy_cell(cell, source: str):
+    copy = nbformat.from_dict(dict(cell))
+    copy.metadata = nbformat.from_dict(dict(cell.metadata))
+    copy.source = source
+    return copy
+
+
 def jupyter_notebook(nb, targets: dict, links: SiteLinks,
                      bibliography: Bibliography | None, where: str,
                      book_cited: list[str] | None = None,
-                     left_out: frozenset[str] = frozenset()):
+                     left_out: frozenset[str] = frozenset(),
+                     answer_cells: bool = False):
     """A copy of ``nb`` (markdown in MyST) whose markdown renders in Jupyter.
+
+    ``answer_cells``: put an empty code cell tagged ``answer`` after each
+    exercise (the student's notebook).
 
     Raises :class:`NotebookMarkdownError` on a construct with no Jupyter form
     and on any MyST/Quarto syntax left after the translation.
@@ -371,9 +390,15 @@ def jupyter_notebook(nb, targets: dict, links: SiteLinks,
     cells = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = conv.markdown(cell.source)
-            if cell.source.strip():
-                cells.append(cell)
+            *parts, last = conv.markdown(cell.source).split(EXERCISE_END)
+            for part in parts:  # each ends an exercise
+                if part.strip():
+                    cells.append(_copy_cell(cell, part.strip("\n")))
+                if answer_cells:
+                    cells.append(nbformat.v4.new_code_cell(
+                        "", metadata={"tags": [ANSWER_TAG]}))
+            if last.strip():
+                cells.append(_copy_cell(cell, last.strip("\n")))
             continue
         captioned = conv.caption(cell) if cell.cell_type == "code" else None
         if captioned is None:

@@ -14,7 +14,8 @@ kit can extend:
 3. ``nbmarkdown.jupyter_notebook``: each variant's markdown is translated
    from MyST to what Jupyter, JupyterLab, VS Code and Colab render
    (references as the site prints them, linked to the site; citations;
-   callouts; exercises; numbered equations) and checked for leftovers.
+   callouts; exercises; numbered equations) and checked for leftovers; the
+   student's gets an empty answer cell after each exercise.
 
 In ``nb_execution_mode = "cache"``, myst-nb 1.4 writes ``jupyter_execute/``
 from the notebook it read, not from the one it merged with the cache: a
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import nbformat
 
+from qmd_sphinx.html import DOWNLOADS_DIR
 from qmd_sphinx.nbmarkdown import (
     Bibliography,
     NotebookMarkdownError,
@@ -41,6 +43,12 @@ from qmd_sphinx.nbmarkdown import (
 from qmd_sphinx.sphinx_reader import INLINE_FIGURES, is_hash_cell
 from qmd_sphinx.streams import merge_streams
 
+#: the first cell of every downloaded notebook (its constants are set per
+#: chapter by :func:`setup_cell`)
+SETUP_CELL = Path(__file__).with_name("cells") / "setup.py"
+SETUP_TAG = "setup"
+#: code that runs R: a chapter with any needs R and lme4 to run
+R_CODE = re.compile(r"^%%R\b|%load_ext rpy2|\bfit_lmer\(|\brpy2\b", re.M)
 GLUE_ROLE = re.compile(
     r"\{glue(?::md|:text|)?\}`([^`]+?)(?::(?:commonmark|gfm|myst))?`"
 )
@@ -109,6 +117,33 @@ def student_variant(nb):
     return student
 
 
+def needs_r(nb) -> bool:
+    """Whether a code cell of ``nb`` runs R (``%%R``, rpy2, ``fit_lmer``)."""
+    return any(c.cell_type == "code" and R_CODE.search(c.source) for c in nb.cells)
+
+
+def setup_cell(wheel: str, site_url: str, r: bool):
+    """The cell that installs the wheel ``wheel`` (a file name) and checks R.
+
+    It looks for the wheel next to the notebook and up to three folders above
+    (the site's ``downloads/``), then at ``site_url``'s ``downloads/``.
+    """
+    source = SETUP_CELL.read_text(encoding="utf-8")
+    values = {
+        "WHEEL": json.dumps(wheel),  # a Python string in the cell's quotes
+        "SITE_DOWNLOADS": json.dumps(f"{site_url.rstrip('/')}/{DOWNLOADS_DIR}"
+                                     if site_url else ""),
+        "NEEDS_R": repr(bool(r)),
+    }
+    for name, value in values.items():
+        source, count = re.subn(rf"^{name} = [^#\n]*?(?=\s*(#|$))",
+                                f"{name} = {value}", source, count=1, flags=re.M)
+        if count != 1:
+            raise NotebookExportError(f"{SETUP_CELL}: no line `{name} = ...`")
+    return nbformat.v4.new_code_cell(source.rstrip("\n"),
+                                     metadata={"tags": [SETUP_TAG]})
+
+
 def merge_cached_outputs(nb, cache_path: Path | str, where: str):
     """``nb`` with the outputs of its executed version in the jupyter-cache."""
     from jupyter_cache import get_cache
@@ -157,6 +192,7 @@ def export_chapter(
     book_cited: list[str] | None = None,
     nb=None,
     left_out: frozenset[str] = frozenset(),
+    wheel: str | None = None,
 ) -> None:
     """Write the reader's and the student's notebook of one chapter.
 
@@ -168,17 +204,24 @@ def export_chapter(
     ``bibliography``: the book's entries; ``book_cited``: every key the book
     cites (what a ``::: {#refs}`` lists); ``nb``: the chapter already read by
     :func:`read_chapter` (else ``executed`` is read); ``left_out``: the labels
-    of the chapters a sub-book leaves out (printed as plain text).
+    of the chapters a sub-book leaves out (printed as plain text); ``wheel``:
+    the file name of the package's wheel, which the first cell installs
+    (:func:`setup_cell`; no such cell when None).
     """
     where = str(executed)
     if nb is None:
         nb = read_chapter(executed, cache_path)
-    variants = ((nb, out, 2), (student_variant(nb), student_out, 3))
-    for variant, path, depth in variants:
+    if wheel is not None:
+        nb = nbformat.reads(nbformat.writes(nb), as_version=4)
+        nb.cells.insert(0, setup_cell(wheel, site_url, needs_r(nb)))
+    # (notebook, where it goes, its depth in the site, answer cells)
+    variants = ((nb, out, 2, False), (student_variant(nb), student_out, 3, True))
+    for variant, path, depth, answers in variants:
         try:
             native = jupyter_notebook(variant, references or {},
                                       SiteLinks(site_url, depth), bibliography,
-                                      where, book_cited, left_out)
+                                      where, book_cited, left_out,
+                                      answer_cells=answers)
         except NotebookMarkdownError as exc:
             raise NotebookExportError(str(exc)) from None
         path.parent.mkdir(parents=True, exist_ok=True)
