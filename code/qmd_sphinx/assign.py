@@ -426,11 +426,16 @@ def secrets(qs: list[Question], reader_nb) -> list[str]:
         found += [s.strip() for t in q.hidden for s in t.code.splitlines()]
         found += _solution_lines(q)
         found += q.rubric.splitlines()
+    public = []  # what the chapter shows outside its solutions
     for cell in reader_nb.cells:
         if SOLUTION_TAG in cell.metadata.get("tags", []):
             found += cell.source.splitlines()
+        else:
+            public.append(cell.source)
+    public = "\n".join(public)
     # short lines ("else:", "$$") say nothing about an answer
-    return sorted({s.strip() for s in found if len(s.strip()) >= 16})
+    return sorted({s.strip() for s in found
+                   if len(s.strip()) >= 16 and s.strip() not in public})
 
 
 def leaks(student: Path, qs: list[Question], reader_nb) -> list[tuple[str, str]]:
