@@ -229,6 +229,27 @@ def test_leak_check_finds_what_it_must(tmp_path):
                                      "Because the sum of two ones is two."}
 
 
+@pytest.mark.slow
+def test_otter_assign_grades_the_solutions(tmp_path):
+    """assign_chapter writes the three folders, and fails the build when a
+    solution fails its own tests."""
+    from qmd_sphinx.assign import AssignError, assign_chapter
+
+    reader = tmp_path / "t-reader.ipynb"
+    nbformat.write(_reader_notebook(), reader)
+    good = tmp_path / "t.qmd"
+    good.write_text(GOOD)
+    out = assign_chapter(good, reader, tmp_path / "t", "t")
+    assert (out / "student" / "t.ipynb").is_file()
+    assert (out / "instructor" / "t.ipynb").is_file()
+    assert len(list((out / "autograder").glob("t-autograder_*.zip"))) == 1
+    bad = tmp_path / "bad.qmd"
+    bad.write_text(GOOD.replace("total = 1 + 1  # SOLUTION",
+                                "total = 1 + 2  # SOLUTION"))
+    with pytest.raises(AssignError, match="otter assign failed"):
+        assign_chapter(bad, reader, tmp_path / "bad", "t")
+
+
 # --- grading checks on the built assignments -------------------------------
 
 
@@ -340,3 +361,15 @@ def test_no_hidden_test_or_solution_in_student_folder(chapter):
     assert leaks(folder / "student", qs, reader) == []
     # and the instructor's copy does hold them: the check looks in the right place
     assert leaks(folder / "instructor", qs, reader)
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_random_intercepts_only_score_zero_where_slopes_are_asked(graded):
+    """tests/assignments/fit-lmer.yml answers the unbalanced fit with
+    (1 | cafe): its fixed effects are close to the right fit's, its random
+    effects are not, and the question scores nothing."""
+    wrong = yaml.safe_load((WRONG / "fit-lmer.yml").read_text())
+    assert "(1 | cafe)" in wrong["unbalanced-fit"]
+    score, possible = graded("fit-lmer", "wrong")["unbalanced-fit"]
+    assert score == 0 < possible
