@@ -329,8 +329,10 @@ def master_notebook(reader_nb, qs: list[Question], name: str):
                 "**Rubric** (" + f"{q.points:g} points): " + q.rubric))
             out.append(_raw("# END SOLUTION"))
         else:
-            out += [_code(a.code, [q.tag]) for a in q.answers]
+            # the worked solution first: its names must not overwrite the
+            # answers the tests read
             out += worked
+            out += [_code(a.code, [q.tag]) for a in q.answers]
             out.append(_raw("# END SOLUTION"))
             out.append(_raw("# BEGIN TESTS"))
             out += [_test_cell(t, False) for t in q.tests]
