@@ -116,6 +116,16 @@ def test_otter_divs_are_in_no_output():
     assert "Add one and one." in text and "Because." in text
 
 
+def test_otter_div_inside_an_exercise_is_refused_by_the_reader():
+    text = GOOD.replace("Add one and one.\n:::",
+                        "Add one and one.\n\n::: {.content-hidden .otter}\n"
+                        "```otter\nname: x\npoints: 1\n```\n:::\n:::")
+    with pytest.raises(QmdSyntaxError) as exc:
+        qmd_to_notebook(text, "book/t.qmd")
+    line = _line(text, "::: {.content-hidden .otter}")
+    assert str(exc.value).startswith(f"book/t.qmd:{line}: an otter question")
+
+
 def _swap(old: str, new: str) -> str:
     assert GOOD.count(old) == 1, old
     return GOOD.replace(old, new)
