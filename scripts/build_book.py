@@ -14,6 +14,9 @@ Outputs (under --out):
   notebooks/student/        the same without the cells tagged `solution`
   wheel/multilevel-*.whl    the package the notebooks install (also in the
                             site's downloads/)
+  assignments/NAME/         otter-grader assignment of each chapter with
+                            otter questions: student/, autograder/ (zip),
+                            instructor/ (solutions and rubrics)
   .jupyter_cache/           the execution cache shared by the builds
 
 Warnings are errors (sphinx-build -W --keep-going). Any failure exits
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FORMATS = ("html", "pdf", "notebooks")
+FORMATS = ("html", "pdf", "notebooks", "assignments")
 
 
 class BuildError(RuntimeError):
@@ -195,6 +198,24 @@ def _wheel(out: Path) -> Path:
     for old in (out / "wheel").glob("*.whl"):  # of another version
         old.unlink()
     return build_wheel(REPO, out / "wheel")
+def _build_assignments(out: Path, book) -> list[Path]:
+    """``otter assign`` on every chapter with otter questions, from its
+    reader's notebook (the notebooks step's output)."""
+    from qmd_sphinx.assign import assign_chapter, questions
+    from qmd_sphinx.html import notebook_name
+
+    written = []
+    for chapter in book.chapters:
+        qmd = book.root / chapter.path
+        if not questions(qmd.read_text(encoding="utf-8"), str(qmd)):
+            continue
+        name = Path(notebook_name(chapter.docname)).stem
+        start = time.perf_counter()
+        written.append(assign_chapter(qmd, out / "notebooks" / f"{name}.ipynb",
+                                      out / "assignments" / name, name))
+        _say(f"assignment {name}: {time.perf_counter() - start:.1f} s "
+             "(otter assign, solutions graded)")
+    return written
 
 
 def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
@@ -265,10 +286,14 @@ def build(
         timed("latex", _sphinx, "latex", root, out, out / "latex", env)
         timed("pdf", _latex_to_pdf, out / "latex", out, book.pdf_name)
     timed("wheel", _wheel, out)
+    if "assignments" in formats:  # made from the reader's notebooks
+        formats = formats | {"notebooks"}
     if "notebooks" in formats:
         if not formats & {"html", "pdf"}:  # execute the chapters without a site
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
         timed("notebooks", _export_notebooks, out, book, whole)
+    if "assignments" in formats:
+        timed("assignments", _build_assignments, out, book)
     if "html" in formats:
         timed("downloads", _copy_into_site, out, formats, book.pdf_name)
     return times
@@ -283,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chapters", nargs="+", default=None, metavar="FILE",
                         help="build a sub-book of these chapter files only")
     parser.add_argument("--formats", default=",".join(FORMATS),
-                        help="comma-separated subset of html,pdf,notebooks")
+                        help="comma-separated subset of html,pdf,notebooks,assignments")
     args = parser.parse_args(argv)  # fmt: skip
 
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}

@@ -354,10 +354,18 @@ def test_setup_cell_without_the_wheel_says_where_to_get_it(tmp_path):
 
     from qmd_sphinx.notebooks import setup_cell
 
-    # this environment has the package from the checkout, not from the wheel
+    # this environment imports the checkout's package, of the wheel's
+    # version: the cell uses it and installs nothing
     cell = setup_cell(WHEEL, "", False).source
     run = subprocess.run([sys.executable, "-c", cell], cwd=tmp_path,
                          capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "multilevel 0.1.0 from " in run.stdout
+    # a wheel of another version must be installed, and is not there
+    other = "multilevel-9.9.9-py3-none-any.whl"
+    cell = setup_cell(other, "", False).source
+    run = subprocess.run([sys.executable, "-c", cell], cwd=tmp_path,
+                         capture_output=True, text=True)
     assert run.returncode != 0
-    assert (f"RuntimeError: {WHEEL} not found: download it from the downloads/ "
+    assert (f"RuntimeError: {other} not found: download it from the downloads/ "
             f"folder of the book's site into {tmp_path}") in run.stderr

@@ -310,3 +310,15 @@ def test_every_chapter_page_links_the_wheel():
             continue
         href = f'href="{os.path.relpath(wheel, page.parent)}"'
         assert href in page.read_text(encoding="utf-8"), (page, href)
+
+
+def test_the_package_says_the_version_the_wheel_is_named_after():
+    """The setup cell skips installing the wheel when Python can already
+    import a ``multilevel`` of the wheel's version (read from
+    ``__version__``); that only holds if the two cannot drift apart."""
+    import tomllib
+
+    import multilevel
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert multilevel.__version__ == project["version"]

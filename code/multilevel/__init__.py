@@ -17,6 +17,10 @@ their layers are drawn in README.md next to this file.
 
 from typing import Any
 
+#: The package's version: [project] version of pyproject.toml, which names
+#: the wheel the notebooks install (a test keeps the two equal).
+__version__ = "0.1.0"
+
 from multilevel.compare import compare
 from multilevel.data import simulate_cafes
 from multilevel.errors import EngineMissingError, InputError

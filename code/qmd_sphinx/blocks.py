@@ -90,7 +90,7 @@ class Heading:
 @dataclass
 class Div:
     line: int
-    kind: str  # callout | exercise | solution | refs
+    kind: str  # callout | exercise | solution | refs | otter
     attrs: dict
     children: list = field(default_factory=list)
     end: int = 0  # line of the closing :::
@@ -382,6 +382,11 @@ class BlockParser:
             return Div(n, "exercise", {"label": ids[0]})
         if classes == ["solution"] and not ids and not kv:
             return Div(n, "solution", {})
+        if "otter" in classes:
+            if sorted(classes) != ["content-hidden", "otter"] or ids or kv:
+                self.err(n, f"otter div {spec}: write ::: {{.content-hidden .otter}} "
+                         "(the assignment's question, hidden from every format)")
+            return Div(n, "otter", {})
         if "panel-tabset" in classes:
             self.err(n, "tabsets (.panel-tabset) are not supported")
         self.err(n, f"unsupported ::: div {spec}: only callouts, {{#exr-...}}, "

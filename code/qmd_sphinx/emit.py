@@ -170,6 +170,12 @@ class Translator:
             if isinstance(item, Text) and item.blank:
                 self.md.extend(s for _, s in item.lines)
                 continue
+            if isinstance(item, Div) and item.kind == "otter":
+                # an assignment's question (qmd_sphinx.assign): in no output
+                if ctx != "top":
+                    self.err(item.line, "an otter question must follow its "
+                             "exercise's solution at the top level")
+                continue
             if isinstance(item, Div) and item.kind == "solution":
                 if ctx != "top":
                     self.err(item.line, "a solution must directly follow its exercise "

@@ -51,9 +51,22 @@ def r_command(what):
     return in_r
 
 
+def importable_version():
+    """The version of a ``multilevel`` Python can import already (a clone
+    of the book's repository, or a wheel installed before), read from its
+    source without importing it (so pip can still replace what it needs)."""
+    spec = importlib.util.find_spec("multilevel")
+    if spec is None or spec.origin is None:
+        return None
+    for line in Path(spec.origin).read_text(encoding="utf-8").splitlines():
+        if line.startswith("__version__ = "):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return None
+
+
 def install_package():
     version = WHEEL.split("-")[1]
-    if installed("multilevel") == version:
+    if version in (installed("multilevel"), importable_version()):
         return
     source = wheel_source(Path.cwd())
     if source is None:
@@ -103,5 +116,5 @@ elif "R_PROFILE_USER" not in os.environ and not any(
         (p / ".Rprofile").is_file() for p in (Path.cwd(), Path.home())):
     # the book's R profile: no warnings about empty library folders in outputs
     os.environ["R_PROFILE_USER"] = str(Path(multilevel.__file__).with_name("Rprofile"))
-print(f"multilevel {installed('multilevel')} from {Path(multilevel.__file__).parent}"
+print(f"multilevel {multilevel.__version__} from {Path(multilevel.__file__).parent}"
       + ("" if missing_r else "; R, lme4 and rpy2 found"))

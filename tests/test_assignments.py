@@ -1,0 +1,385 @@
+"""The chapters' otter-grader assignments (qmd_sphinx.assign).
+
+Fast tests: the otter-div syntax, its refusals (file:line), its absence
+from the reader's output, the master notebook's structure, the leak check.
+
+Grading checks (``book``, ``slow``): they read the assignments ``make book``
+wrote to ``BOOK_BUILD`` (default ``_build/``) and run ``otter run`` (under
+``timeout``) on the instructor notebook (full marks), the untouched student
+notebook (zero on every autograded question) and a submission answered
+wrongly on purpose (``tests/assignments/<chapter>.yml``: less than full
+marks on exactly those questions); and no hidden test, answer, rubric or
+worked solution reaches ``student/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from qmd_sphinx.assign import Question, leaks, master_notebook, questions
+from qmd_sphinx.errors import QmdSyntaxError
+from qmd_sphinx.reader import qmd_to_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
+WRONG = Path(__file__).parent / "assignments"
+# the chapters whose assignments are graded here: those with a wrong submission
+CHAPTERS = sorted(p.stem for p in WRONG.glob("*.yml"))
+RUN_TIMEOUT = 240  # seconds for one `otter run`; a chapter takes well under
+
+GOOD = '''\
+---
+title: "T"
+---
+
+# T {#sec-t}
+
+::: {#exr-t-1}
+## Sum
+
+Add one and one.
+:::
+
+::: {.solution}
+```{python}
+1 + 1
+```
+:::
+
+::: {.content-hidden .otter}
+```otter
+name: sum
+points: 2
+```
+
+```python
+# answer
+total = 1 + 1  # SOLUTION
+```
+
+```python
+# test
+assert isinstance(total, int)
+```
+
+```python
+# hidden test
+assert total == 2
+```
+:::
+
+::: {#exr-t-2}
+## Why
+
+Say why.
+:::
+
+::: {.solution}
+Because.
+:::
+
+::: {.content-hidden .otter}
+```otter
+name: why
+points: 1
+manual: true
+```
+
+One point for saying why.
+:::
+'''
+
+
+def test_questions_are_read():
+    qs = questions(GOOD, "t.qmd")
+    assert [(q.exercise, q.name, q.points, q.manual) for q in qs] == [
+        ("exr-t-1", "sum", 2, False), ("exr-t-2", "why", 1, True)]
+    assert qs[0].answers[0].code == "total = 1 + 1  # SOLUTION"
+    assert [t.code for t in qs[0].hidden] == ["assert total == 2"]
+    assert qs[1].rubric == "One point for saying why."
+
+
+def test_otter_divs_are_in_no_output():
+    nb = qmd_to_notebook(GOOD, "t.qmd")
+    text = "\n".join(c.source for c in nb.cells)
+    for secret in ("otter", "total == 2", "One point", "# answer"):
+        assert secret not in text
+    assert "Add one and one." in text and "Because." in text
+
+
+def test_otter_div_inside_an_exercise_is_refused_by_the_reader():
+    text = GOOD.replace("Add one and one.\n:::",
+                        "Add one and one.\n\n::: {.content-hidden .otter}\n"
+                        "```otter\nname: x\npoints: 1\n```\n:::\n:::")
+    with pytest.raises(QmdSyntaxError) as exc:
+        qmd_to_notebook(text, "book/t.qmd")
+    line = _line(text, "::: {.content-hidden .otter}")
+    assert str(exc.value).startswith(f"book/t.qmd:{line}: an otter question")
+
+
+def _swap(old: str, new: str) -> str:
+    assert GOOD.count(old) == 1, old
+    return GOOD.replace(old, new)
+
+
+def _line(text: str, needle: str, nth: int = 1) -> int:
+    """The line number of the nth line holding ``needle``."""
+    hits = [i for i, s in enumerate(text.splitlines(), 1) if needle in s]
+    return hits[nth - 1]
+
+
+DIV = "::: {.content-hidden .otter}"
+
+
+BAD = [  # (broken chapter, (text on the line named, nth such line), words)
+    (_swap("points: 2\n", "points: two\n"), ("```otter", 1), "positive number"),
+    (_swap("points: 2\n", "points: 2\nweight: 3\n"), ("```otter", 1), "unknown"),
+    (_swap("name: sum\n", "name: Sum_1\n"), ("```otter", 1), "lower-case"),
+    (_swap("name: why\n", "name: sum\n"), (DIV, 2), "already defined"),
+    (_swap("# hidden test\nassert total == 2", "# secret\nassert total == 2"),
+     ("```python", 3), "starts with"),
+    (_swap("total = 1 + 1  # SOLUTION", "total = 1 + 1"), ("```python", 1),
+     "marks its solution"),
+    (_swap("```python\n# hidden test\nassert total == 2\n```\n", ""),
+     (DIV, 1), "hidden test"),
+    (_swap("One point for saying why.\n", ""), (DIV, 2), "rubric"),
+    (_swap("```python\n# answer", "```r\n# answer"), ("```r", 1), "only ```otter"),
+    (_swap("::: {.content-hidden .otter}\n```otter\nname: why",
+           "::: {.otter}\n```otter\nname: why"), ("::: {.otter}", 1), "content-hidden"),
+    (_swap("::: {.content-hidden .otter}\n```otter\nname: why\npoints: 1\n"
+           "manual: true\n```\n\nOne point for saying why.\n:::\n", ""),
+     ("::: {#exr-t-2}", 1), "no otter question"),
+    (_swap("::: {#exr-t-1}", "Text.\n\n::: {.content-hidden .otter}\n"
+           "```otter\nname: early\npoints: 1\nmanual: true\n```\n\nR.\n:::\n\n"
+           "::: {#exr-t-1}"), (DIV, 1), "must follow"),
+    (_swap("```otter\nname: sum\npoints: 2\n```", "```otter\n[1, 2]\n```"),
+     ("```otter", 1), "mapping"),
+]
+
+
+@pytest.mark.parametrize("text, where, words", BAD)
+def test_malformed_questions_are_refused_with_file_and_line(text, where, words):
+    with pytest.raises(QmdSyntaxError) as exc:
+        questions(text, "book/t.qmd")
+    line = _line(text, *where)
+    assert str(exc.value).startswith(f"book/t.qmd:{line}: "), str(exc.value)
+    assert words in str(exc.value)
+
+
+def _reader_notebook():
+    """What notebooks.py makes of GOOD: exercise cells with anchors, solution
+    cells tagged ``solution``."""
+    cells = [
+        nbformat.v4.new_code_cell("SEED = 3"),
+        nbformat.v4.new_markdown_cell('### <a id="exr-t-1"></a>Exercise 1.1 (Sum)'),
+        nbformat.v4.new_code_cell("1 + 1", metadata={"tags": ["solution"]}),
+        nbformat.v4.new_markdown_cell('### <a id="exr-t-2"></a>Exercise 1.2 (Why)'),
+        nbformat.v4.new_markdown_cell("Because the sum of two ones is two.",
+                                      metadata={"tags": ["solution"]}),
+    ]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def test_master_notebook_has_otter_structure():
+    qs = questions(GOOD, "t.qmd")
+    nb = master_notebook(_reader_notebook(), qs, "t")
+    raw = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "raw"]
+    assert raw == ["# ASSIGNMENT CONFIG",
+                   "# BEGIN QUESTION", "# BEGIN SOLUTION", "# END SOLUTION",
+                   "# BEGIN TESTS", "# END TESTS", "# END QUESTION",
+                   "# BEGIN QUESTION", "# BEGIN SOLUTION", "# END SOLUTION",
+                   "# END QUESTION"]
+    config = yaml.safe_load(nb.cells[0].source.split("\n", 1)[1])
+    assert config["seed"] == {"variable": "SEED", "autograder_value": 3,
+                              "student_value": 3}
+    assert config["tests"] == {"files": True}  # not in metadata (Colab)
+    sources = [c.source for c in nb.cells]
+    answer = next(c for c in nb.cells if "answer-sum" in c.metadata.get("tags", []))
+    assert answer.source == "total = 1 + 1  # SOLUTION"
+    hidden = next(s for s in sources if "total == 2" in s)
+    assert "hidden: true" in hidden and "# HIDDEN" not in hidden
+    # the worked solution: instructor only, wrapped so otter leaves nothing
+    assert "# BEGIN SOLUTION NO PROMPT\n1 + 1\n# END SOLUTION" in sources
+    assert any(s.startswith("**Rubric** (1 points): One point") for s in sources)
+
+
+def test_master_refuses_a_missing_exercise():
+    nb = _reader_notebook()
+    del nb.cells[3:]
+    with pytest.raises(ValueError, match="exr-t-2"):
+        master_notebook(nb, questions(GOOD, "t.qmd"), "t")
+
+
+def test_leak_check_finds_what_it_must(tmp_path):
+    qs = questions(GOOD, "t.qmd")
+    reader = _reader_notebook()
+    student = tmp_path / "student"
+    student.mkdir()
+    clean = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("Add one and one."),
+        nbformat.v4.new_code_cell("total = ...")])
+    nbformat.write(clean, student / "t.ipynb")
+    assert leaks(student, qs, reader) == []
+    (student / "tests").mkdir()
+    (student / "tests" / "sum.py").write_text("x = 1\nassert total == 2\n")
+    clean.cells.append(nbformat.v4.new_markdown_cell(
+        "Because the sum of two ones is two."))
+    nbformat.write(clean, student / "t.ipynb")
+    found = leaks(student, qs, reader)
+    assert {s for _, s in found} == {"assert total == 2",
+                                     "Because the sum of two ones is two."}
+
+
+@pytest.mark.slow
+def test_otter_assign_grades_the_solutions(tmp_path):
+    """assign_chapter writes the three folders, and fails the build when a
+    solution fails its own tests."""
+    from qmd_sphinx.assign import AssignError, assign_chapter
+
+    reader = tmp_path / "t-reader.ipynb"
+    nbformat.write(_reader_notebook(), reader)
+    good = tmp_path / "t.qmd"
+    good.write_text(GOOD)
+    out = assign_chapter(good, reader, tmp_path / "t", "t")
+    assert (out / "student" / "t.ipynb").is_file()
+    assert (out / "instructor" / "t.ipynb").is_file()
+    assert len(list((out / "autograder").glob("t-autograder_*.zip"))) == 1
+    bad = tmp_path / "bad.qmd"
+    bad.write_text(GOOD.replace("total = 1 + 1  # SOLUTION",
+                                "total = 1 + 2  # SOLUTION"))
+    with pytest.raises(AssignError, match="otter assign failed"):
+        assign_chapter(bad, reader, tmp_path / "bad", "t")
+
+
+# --- grading checks on the built assignments -------------------------------
+
+
+def _assignment(chapter: str) -> Path:
+    folder = BUILD / "assignments" / chapter
+    if not (folder / "student" / f"{chapter}.ipynb").is_file():
+        pytest.fail(f"no assignment {folder}: run `make book` first (or "
+                    "scripts/build_book.py with --formats ...,assignments)")
+    return folder
+
+
+def _otter_run(folder: Path, submission: Path, out: Path) -> dict[str, tuple]:
+    """{question: (score, possible)} of one `otter run`, and its seconds."""
+    zips = sorted((folder / "autograder").glob("*-autograder_*.zip"))
+    assert len(zips) == 1, zips
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = ["timeout", str(RUN_TIMEOUT), sys.executable, "-m", "otter", "run",
+           "-a", str(zips[0]), "-o", str(out), str(submission)]
+    start = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
+    seconds = time.perf_counter() - start
+    assert run.returncode == 0, f"{' '.join(cmd)}:\n{run.stdout}\n{run.stderr}"
+    results = json.loads((out / "results.json").read_text())
+    scores = {t["name"]: (t["score"], t["max_score"]) for t in results["tests"]
+              if t["name"] != "Public Tests"}
+    print(f"otter run {submission.name} ({folder.name}): {seconds:.1f} s")
+    return scores
+
+
+def _submission(folder: Path, chapter: str, answers: dict[str, str], path: Path):
+    """The student notebook with these answers; the other autograded
+    questions answered as the instructor's notebook does."""
+    student = nbformat.read(folder / "student" / f"{chapter}.ipynb", as_version=4)
+    teacher = nbformat.read(folder / "instructor" / f"{chapter}.ipynb", as_version=4)
+
+    def by_question(nb):
+        return {t[len("answer-"):]: c for c in nb.cells
+                for t in c.metadata.get("tags", []) if t.startswith("answer-")}
+
+    mine, theirs = by_question(student), by_question(teacher)
+    unknown = set(answers) - set(mine)
+    assert not unknown, f"{WRONG / chapter}.yml: no questions {sorted(unknown)}"
+    for name, cell in mine.items():
+        cell.source = answers.get(name, theirs[name].source)
+    nbformat.write(student, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """{(chapter, variant): scores}, each `otter run` once per session."""
+    cache: dict = {}
+
+    def grade(chapter: str, variant: str):
+        if (chapter, variant) not in cache:
+            folder = _assignment(chapter)
+            tmp = tmp_path_factory.mktemp(f"{chapter}-{variant}")
+            if variant == "wrong":
+                answers = yaml.safe_load((WRONG / f"{chapter}.yml").read_text())
+                nb = _submission(folder, chapter, answers, tmp / f"{chapter}.ipynb")
+            else:
+                nb = folder / variant / f"{chapter}.ipynb"
+            cache[chapter, variant] = _otter_run(folder, nb, tmp / "out")
+        return cache[chapter, variant]
+
+    return grade
+
+
+def _autograded(chapter: str) -> list[Question]:
+    qmd = REPO / "book" / f"{chapter}.qmd"
+    return [q for q in questions(qmd.read_text(), str(qmd)) if not q.manual]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.book
+@pytest.mark.slow
+def test_instructor_notebook_gets_full_marks(graded, chapter):
+    scores = graded(chapter, "instructor")
+    assert set(scores) == {q.name for q in _autograded(chapter)}
+    assert all(s == m > 0 for s, m in scores.values()), scores
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.book
+@pytest.mark.slow
+def test_untouched_student_notebook_gets_zero(graded, chapter):
+    scores = graded(chapter, "student")
+    assert set(scores) == {q.name for q in _autograded(chapter)}
+    assert all(s == 0 < m for s, m in scores.values()), scores
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.book
+@pytest.mark.slow
+def test_wrong_answers_lose_points_exactly_where_wrong(graded, chapter):
+    wrong = set(yaml.safe_load((WRONG / f"{chapter}.yml").read_text()))
+    scores = graded(chapter, "wrong")
+    lost = {name for name, (s, m) in scores.items() if s < m}
+    assert lost == wrong, scores
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.book
+def test_no_hidden_test_or_solution_in_student_folder(chapter):
+    folder = _assignment(chapter)
+    qmd = REPO / "book" / f"{chapter}.qmd"
+    qs = questions(qmd.read_text(), str(qmd))
+    reader = nbformat.read(BUILD / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    assert leaks(folder / "student", qs, reader) == []
+    # and the instructor's copy does hold them: the check looks in the right place
+    assert leaks(folder / "instructor", qs, reader)
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_random_intercepts_only_score_zero_where_slopes_are_asked(graded):
+    """tests/assignments/fit-lmer.yml answers the unbalanced fit with
+    (1 | cafe): its fixed effects are close to the right fit's, its random
+    effects are not, and the question scores nothing."""
+    wrong = yaml.safe_load((WRONG / "fit-lmer.yml").read_text())
+    assert "(1 | cafe)" in wrong["unbalanced-fit"]
+    score, possible = graded("fit-lmer", "wrong")["unbalanced-fit"]
+    assert score == 0 < possible
