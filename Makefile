@@ -38,7 +38,8 @@ export R_PROFILE_USER := $(CURDIR)/code/multilevel/Rprofile
 SOURCES := _quarto.yml references.bib conf.py index.qmd $(wildcard book/*.qmd) \
   $(shell find code scripts -name '*.py' -o -name '*.html' -o -name '*.css' \
           -o -name '*.csv' -o -name '*.json' 2>/dev/null) \
-  $(wildcard results/*/* benchmarks/*) requirements.lock pyproject.toml
+  $(wildcard results/*/* benchmarks/*) code/multilevel/Rprofile \
+  requirements.lock pyproject.toml
 
 ## book: the site, the PDF and the notebooks, into _build/
 book: env $(OUT)/.built
