@@ -3,6 +3,7 @@ and the saved results in results/study checked against sampling theory."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -376,3 +377,58 @@ def test_cli_quick_run_reproduces_the_saved_replicates(tmp_path):
     for col in ("estimate", "lower", "upper"):
         assert np.allclose(both[col], both[f"{col}_saved"], rtol=1e-6,
                            equal_nan=True), col
+
+
+# ---- the replicates on another executor (a Dask cluster) -------------------
+
+#: A study without R or MCMC: REML estimates only, two small designs.
+_SMALL = StudyConfig(designs=((5, 3), (8, 2)), seed=21, engines=("reml",),
+                     reml_intervals="none")
+#: Columns that depend on the seeds only (not on where or how fast it ran).
+_SEEDED = ["n_cafes", "replicate", "engine", "interval", "parameter",
+           "estimate", "lower", "upper", "truth", "status", "data_seed",
+           "sampler_seed", "singular"]
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_local_run_for_the_same_seed(tmp_path):
+    """The replicate loop takes any concurrent.futures-style executor; on a
+    LocalCluster, called directly and through ``--scheduler``, it gives
+    exactly the rows the local worker processes give."""
+    from distributed import Client, LocalCluster
+
+    from multilevel.study.replicates import run_study
+
+    local = run_study(_SMALL, workers=1, progress=False)
+    out = tmp_path / "on-dask"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = run_study(_SMALL, workers=2, progress=False,
+                           executor=client.get_executor())
+        code = main(["--replicates", "3", "--cafes", "5",
+                     "--replicates-small", "2", "--cafes-small", "8",
+                     "--engines", "reml", "--reml-intervals", "none",
+                     "--seed", "21", "--workers", "2", "--no-progress",
+                     "--scheduler", cluster.scheduler_address,
+                     "--out", str(out)])
+    assert code == 0
+    from_cli = pd.read_csv(out / "replicates.csv")
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["machine"]["scheduler"] == cluster.scheduler_address
+    pd.testing.assert_frame_equal(from_cli[_SEEDED], local[_SEEDED],
+                                  check_dtype=False)
+    assert len(local) == 5 * 6  # 5 replicates x 6 parameters
+    assert (local["status"] != "error").all(), local["message"].dropna()
+    pd.testing.assert_frame_equal(remote[_SEEDED], local[_SEEDED])
+    # and a different seed gives different rows: the check can fail
+    other = run_study(dataclasses.replace(_SMALL, seed=22), workers=1,
+                      progress=False)
+    assert not np.allclose(other["estimate"], local["estimate"])
+
+
+def test_run_study_refuses_what_is_not_an_executor():
+    from multilevel.study.replicates import run_study
+
+    with pytest.raises(InputError, match="concurrent.futures-style executor"):
+        run_study(_SMALL, workers=1, progress=False, executor="tcp://x:8786")

@@ -75,7 +75,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="sample PyMC's non-centred parametrisation")
     p.add_argument("--replicate-ids", type=int, nargs="+", default=None,
                    help="run only these replicate numbers of every design")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2,
+                   help=("worker processes (default 2); with --scheduler, "
+                         "how many workers the cluster has"))
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help=("run the replicates on the Dask cluster whose "
+                         "scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; "
+                         "needs the package distributed, and multilevel "
+                         "installed on every worker)"))
     p.add_argument("--seed", type=int, required=True, help="master seed")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--quick", action="store_true",
@@ -116,16 +123,31 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    client = None
+    if args.scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            print("error: --scheduler needs Dask's distributed package: "
+                  "pip install distributed", file=sys.stderr)
+            return 2
+        client = Client(args.scheduler)
     t0 = time.perf_counter()
-    long = run_study(
-        config, workers=args.workers, progress=not args.no_progress,
-        checkpoint=out / "replicates.partial.csv",
-    )
+    try:
+        long = run_study(
+            config, workers=args.workers, progress=not args.no_progress,
+            checkpoint=out / "replicates.partial.csv",
+            executor=None if client is None else client.get_executor(),
+        )
+    finally:
+        if client is not None:
+            client.close()
     wall = time.perf_counter() - t0
     summary = summarise(long)
     long.to_csv(out / "replicates.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     prov = provenance(config, argv, wall, args.workers)
+    prov["machine"]["scheduler"] = args.scheduler  # None: this machine
     prov["counts"] = {
         "rows": len(long),
         "status": {s: int((long["status"] == s).sum()) for s in STATUSES},

@@ -16,6 +16,7 @@ import pandas as pd
 
 from multilevel import engines, validate
 from multilevel.data import CAFE_FORMULA, simulate_cafes
+from multilevel.errors import InputError
 from multilevel.fit import converged
 from multilevel.lmer import r_available
 from multilevel.study.config import (
@@ -270,55 +271,87 @@ def chunks(
     return [(j, [int(i) for i in ids]) for j, ids in out if len(ids)]
 
 
+def _worker_anywhere(
+    config: StudyConfig, n_cafes: int, replicates: list[int]
+) -> list[dict]:
+    """:func:`_worker` in a process this module did not start (a worker of
+    another executor, e.g. a Dask cluster's): set it up first."""
+    _init_worker(None)
+    return _worker(config, n_cafes, replicates)
+
+
 def run_study(
     config: StudyConfig, workers: int = 2, progress: bool = True,
-    checkpoint: Path | None = None,
+    checkpoint: Path | None = None, executor: cf.Executor | None = None,
 ) -> pd.DataFrame:
-    """Run every replicate of ``config`` in ``workers`` spawned processes.
+    """Run every replicate of ``config`` in ``workers`` spawned processes,
+    or on ``executor``.
 
     Returns the long table (:data:`LONG_COLUMNS`), sorted by design,
     replicate, engine, interval kind and parameter. A replicate whose worker
     dies is recorded as ``error`` rows too. With ``checkpoint``, the rows
     finished so far are written there after every chunk.
+
+    ``executor`` is any ``concurrent.futures``-style executor to run the
+    chunks on instead of local processes, such as a Dask cluster's
+    ``Client.get_executor()`` (``--scheduler`` on the command line);
+    ``workers`` then says how many workers it has, which sets how finely the
+    replicates are split. The rows depend only on the seeds, so they are the
+    same wherever the replicates ran. The progress bar then advances by
+    chunk, as each chunk's results come back.
     """
     from tqdm.auto import tqdm
 
     validate.whole_number("workers", workers, 1)
-    ctx = multiprocessing.get_context("spawn")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise InputError(
+            f"executor must be a concurrent.futures-style executor with a "
+            f"submit method (e.g. dask's Client.get_executor()), got "
+            f"{type(executor).__name__}."
+        )
     rows: list[dict[str, Any]] = []
     parts = chunks(config, workers)
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        bar = tqdm(
-            total=len(config.tasks()), disable=not progress,
-            desc="replicates", unit="rep",
-        )
-        with cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(queue,),
-        ) as pool:
-            futures = {
-                pool.submit(_worker, config, j, ids): (j, ids) for j, ids in parts
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = cf.wait(
-                    pending, timeout=1.0, return_when=cf.FIRST_COMPLETED
-                )
-                while not queue.empty():
-                    bar.update(queue.get())
-                for fut in done:
-                    n_cafes, ids = futures[fut]
-                    try:
-                        rows += fut.result()
-                    except Exception as exc:  # a crashed worker
-                        for i in ids:
-                            rows += _crash_rows(config, n_cafes, i, exc)
-                    if checkpoint is not None:
-                        _long_frame(rows).to_csv(checkpoint, index=False)
-            while not queue.empty():
+    bar = tqdm(
+        total=len(config.tasks()), disable=not progress,
+        desc="replicates", unit="rep",
+    )
+
+    def collect(futures: dict, queue: Any = None) -> None:
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(
+                pending, timeout=1.0, return_when=cf.FIRST_COMPLETED
+            )
+            while queue is not None and not queue.empty():
                 bar.update(queue.get())
-        bar.close()
+            for fut in done:
+                n_cafes, ids = futures[fut]
+                try:
+                    rows.extend(fut.result())
+                except Exception as exc:  # a crashed worker
+                    for i in ids:
+                        rows.extend(_crash_rows(config, n_cafes, i, exc))
+                if queue is None:
+                    bar.update(len(ids))
+                if checkpoint is not None:
+                    _long_frame(rows).to_csv(checkpoint, index=False)
+        while queue is not None and not queue.empty():
+            bar.update(queue.get())
+
+    if executor is not None:
+        collect({executor.submit(_worker_anywhere, config, j, ids): (j, ids)
+                 for j, ids in parts})
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Manager() as manager:
+            queue = manager.Queue()
+            with cf.ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                initargs=(queue,),
+            ) as pool:
+                collect({pool.submit(_worker, config, j, ids): (j, ids)
+                         for j, ids in parts}, queue)
+    bar.close()
     return _long_frame(rows)
 
 
