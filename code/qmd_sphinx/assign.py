@@ -11,7 +11,7 @@ right after the exercise (and its solution), written once in the ``.qmd``::
 
     ```python
     # answer
-    afternoon_wait = truth.a + truth.b  # SOLUTION
+    afternoon_wait = truth.alpha + truth.beta  # SOLUTION
     ```
 
     ```python
@@ -21,7 +21,7 @@ right after the exercise (and its solution), written once in the ``.qmd``::
 
     ```python
     # hidden test
-    assert abs(afternoon_wait - (truth.a + truth.b)) < 1e-9
+    assert abs(afternoon_wait - (truth.alpha + truth.beta)) < 1e-9
     ```
     :::
 
