@@ -108,6 +108,19 @@ def test_questions_are_read():
     assert qs[1].rubric == "One point for saying why."
 
 
+def test_every_assignment_has_a_wrong_submission_to_grade():
+    """The grading checks below run for the chapters with a wrong-on-purpose
+    submission; a chapter with questions but none would go ungraded."""
+    from qmd_sphinx.quarto_config import load_quarto
+
+    with_questions = sorted(
+        Path(c.path).stem for c in load_quarto(REPO).chapters
+        if questions((REPO / c.path).read_text(encoding="utf-8"), c.path)
+    )
+    assert with_questions, "no chapter has otter questions"
+    assert with_questions == CHAPTERS
+
+
 def test_otter_divs_are_in_no_output():
     nb = qmd_to_notebook(GOOD, "t.qmd")
     text = "\n".join(c.source for c in nb.cells)

@@ -541,13 +541,18 @@ def _sample_pymc(
             target_accept=target_accept,
             **kwargs,
         )
-    t1 = time.perf_counter()
     # pm.sample compiles inside and reports the time of its draws alone.
+    return idata, _reported_seconds(idata, time.perf_counter() - t0)
+
+
+def _reported_seconds(idata: Any, total: float) -> dict[str, Any]:
+    """The seconds of a sampler that compiles inside its own call: only the
+    total, and the sampling time it records in the posterior's attributes."""
     sampling = idata.posterior.attrs.get("sampling_time")
-    return idata, {
+    return {
         "compile": None,
         "sampling": None if sampling is None else float(sampling),
-        "total": t1 - t0,
+        "total": total,
         "compile_cached": False,
     }
 
@@ -577,15 +582,8 @@ def _sample_numpyro(model, draws, tune, chains, seed, progressbar,
             nuts_sampler="numpyro",
             compute_convergence_checks=False,
         )
-    t1 = time.perf_counter()
     # the sampler's own time: tracing and compiling its loop, then drawing
-    sampling = idata.posterior.attrs.get("sampling_time")
-    return idata, {
-        "compile": None,
-        "sampling": None if sampling is None else float(sampling),
-        "total": t1 - t0,
-        "compile_cached": False,
-    }
+    return idata, _reported_seconds(idata, time.perf_counter() - t0)
 
 
 def _prepare_jax(chains: int) -> None:
