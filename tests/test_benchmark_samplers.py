@@ -62,6 +62,17 @@ def test_saved_samplers_provenance_says_how():
     assert prov["total_seconds_ratio_to_default"][f"{default}/cold"] == 1.0
 
 
+def test_the_default_sampler_is_the_fastest_in_the_saved_runs(saved_samplers):
+    """fit_pymc's default is chosen by these runs, and the fit-pymc chapter
+    says so: fastest warm and cold, with clean diagnostics."""
+    summary = benchmark.sampler_summary(saved_samplers)
+    default = engines.DEFAULT_SAMPLER
+    assert summary.index[0] == default
+    assert summary["cold_seconds"].idxmin() == default
+    assert summary.loc[default, "divergences"] == 0
+    assert summary.loc[default, "r_hat_max"] < 1.01
+
+
 def _runs(**overrides):
     """A samplers.csv-shaped table: two samplers, a cold and two warm runs."""
     rows = []
