@@ -18,6 +18,7 @@ Outputs (under --out):
                             otter questions: student/, autograder/ (zip),
                             instructor/ (solutions and rubrics)
   .jupyter_cache/           the execution cache shared by the builds
+  .executed-code-hash       the code the cache's results were computed with
 
 Warnings are errors (sphinx-build -W --keep-going). Any failure exits
 non-zero with a message naming the step that failed.
@@ -74,6 +75,120 @@ def _sphinx(builder: str, root: Path, out: Path, target: Path, env) -> None:
         str(root), str(target),
     ]  # fmt: skip
     _run(cmd, f"sphinx {builder}", env=env)
+
+
+#: the execution cache of a build, where myst-nb puts it (next to the builder's
+#: output folder, e.g. OUT/html)
+CACHE_DIR = ".jupyter_cache"
+#: the hash of the chapters' code that the execution cache last ran with
+CODE_HASH_FILE = ".executed-code-hash"
+
+
+def _code_hash(env) -> str:
+    from qmd_sphinx.sphinx_reader import code_hash
+
+    dirs = [Path(d) for d in env["QMD_SPHINX_CODE"].split(os.pathsep) if d]
+    return code_hash([d for d in dirs if d.is_dir()])
+
+
+def _has_code(path: Path) -> bool:
+    text = path.read_text(encoding="utf-8")
+    return "```{python}" in text or "```{r}" in text
+
+
+def _execution_groups(book, out: Path, jobs: int) -> list[list[str]]:
+    """The chapters with code, in ``jobs`` groups of about equal execution
+    time (longest first, each to the lightest group): the seconds the last
+    build recorded in the execution cache, else the lines of the chapter as
+    a guess. Chapters without code go into every group (references need
+    the bibliography page), as does the index (every sub-book has it)."""
+    seconds = {}
+    cache = out / CACHE_DIR
+    if cache.is_dir():
+        from jupyter_cache import get_cache
+
+        for record in get_cache(str(cache)).list_cache_records():
+            seconds[Path(record.uri).stem] = record.data.get("execution_seconds")
+    coded, plain = [], []
+    for chapter in book.chapters[1:]:
+        path = book.root / chapter.path
+        (coded if _has_code(path) else plain).append(chapter.path)
+    def cost(rel: str) -> float:
+        known = seconds.get(Path(rel).stem)
+        if known:
+            return float(known)
+        return len((book.root / rel).read_text(encoding="utf-8").splitlines()) / 10
+    groups: list[list[str]] = [[] for _ in range(min(jobs, len(coded)))]
+    loads = [0.0] * len(groups)
+    for rel in sorted(coded, key=cost, reverse=True):
+        i = loads.index(min(loads))
+        groups[i].append(rel)
+        loads[i] += cost(rel)
+    return [g + plain for g in groups]
+
+
+def _execute_in_parallel(root: Path, out: Path, book, env, jobs: int) -> bool:
+    """Execute the chapters in ``jobs`` Sphinx runs side by side, then put
+    what they executed into OUT/.jupyter_cache, where the builds that follow
+    find every chapter. Each run builds a sub-book (the dummy builder writes
+    nothing) with its own execution cache in OUT/.execute-N/; the cache key
+    is the chapter's code cells, the same in a sub-book and in the book.
+
+    Only when the code of the chapters changed (the hash of the package the
+    chapters import) or there is no cache: after a prose edit the one chapter
+    that changed executes in the main build. Returns whether it ran."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache, stamp = out / CACHE_DIR, out / CODE_HASH_FILE
+    code = _code_hash(env)
+    fresh = (cache.is_dir() and stamp.is_file()
+             and stamp.read_text(encoding="utf-8").strip() == code)
+    groups = _execution_groups(book, out, jobs)
+    if jobs < 2 or fresh or len(groups) < 2:
+        return False
+    _say(f"executing {sum(len(g) for g in groups)} chapter(s) in {len(groups)} "
+         "Sphinx runs side by side: " + " | ".join(
+             ", ".join(Path(c).stem for c in g) for g in groups))
+    runs = []
+    for i, group in enumerate(groups):
+        sub = out / f".execute-{i}"
+        shutil.rmtree(sub, ignore_errors=True)
+        cmd = [sys.executable, "-m", "sphinx", "-b", "dummy", "-W", "--keep-going",
+               "-q", "-c", str(REPO), "-d", str(sub / ".doctrees"), str(root),
+               str(sub / "dummy")]
+        sub_env = dict(env, QMD_SPHINX_CHAPTERS=",".join(group))
+        sub.mkdir(parents=True)
+        with open(sub / "stdout.log", "w") as out_log, \
+                open(sub / "stderr.log", "w") as err_log:
+            runs.append((sub, subprocess.Popen(
+                cmd, env=sub_env, stdout=out_log, stderr=err_log)))
+    failed = []
+    for sub, proc in runs:  # each run's output in one piece, after it ended
+        proc.wait()
+        for name, stream in (("stdout.log", sys.stdout), ("stderr.log", sys.stderr)):
+            text = (sub / name).read_text(encoding="utf-8", errors="replace")
+            stream.write("".join(line for line in text.splitlines(keepends=True)
+                                 if KERNEL_NOISE not in line))
+            stream.flush()
+        if proc.returncode != 0:
+            failed.append(f"{sub.name} (exit {proc.returncode})")
+    if failed:
+        raise BuildError(f"executing the chapters failed in {', '.join(failed)}; "
+                         "see above")
+    target = get_cache(str(cache))
+    copied = set()
+    for sub, _ in runs:
+        source = get_cache(str(sub / CACHE_DIR))
+        for record in source.list_cache_records():
+            bundle = source.get_cache_bundle(record.pk)
+            target.cache_notebook_bundle(
+                CacheBundleIn(bundle.nb, record.uri, data=dict(record.data)),
+                check_validity=False, overwrite=True)
+            copied.add(record.uri)
+        shutil.rmtree(sub)
+    _say(f"{len(copied)} executed chapter(s) put into {cache}")
+    return True
 
 
 def _latex_to_pdf(latex_dir: Path, out: Path, name: str) -> Path:
@@ -261,7 +376,8 @@ def build_env(root: Path, chapters: list[str] | None, formats: set[str]) -> dict
 
 
 def build(
-    root: Path, out: Path, chapters: list[str] | None, formats: set[str]
+    root: Path, out: Path, chapters: list[str] | None, formats: set[str],
+    jobs: int = 1,
 ) -> dict[str, float]:
     from qmd_sphinx.quarto_config import load_quarto
 
@@ -280,6 +396,11 @@ def build(
         _say(f"{name} done in {times[name]:.1f} s")
         return value
 
+    if formats & {"html", "pdf", "notebooks", "assignments"}:
+        start = time.perf_counter()
+        if _execute_in_parallel(root, out, book, env, jobs):
+            times["execute"] = time.perf_counter() - start
+            _say(f"execute done in {times['execute']:.1f} s")
     if "html" in formats:
         timed("html", _sphinx, "html", root, out, out / "html", env)
     if "pdf" in formats:
@@ -296,6 +417,8 @@ def build(
         timed("assignments", _build_assignments, out, book)
     if "html" in formats:
         timed("downloads", _copy_into_site, out, formats, book.pdf_name)
+    # the code the execution cache now holds the chapters' results for
+    (out / CODE_HASH_FILE).write_text(_code_hash(env) + "\n", encoding="utf-8")
     return times
 
 
@@ -309,7 +432,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="build a sub-book of these chapter files only")
     parser.add_argument("--formats", default=",".join(FORMATS),
                         help="comma-separated subset of html,pdf,notebooks,assignments")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="Sphinx runs that execute the chapters side by "
+                             "side after a change of code (default: 2, or 1 "
+                             "on one core; 1: one run executes them in turn)")
     args = parser.parse_args(argv)  # fmt: skip
+    if args.jobs < 1:
+        parser.error(f"--jobs: at least 1, got {args.jobs}")
 
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}
     unknown = formats - set(FORMATS)
@@ -319,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
     try:
-        times = build(args.root, args.out, args.chapters, formats)
+        times = build(args.root, args.out, args.chapters, formats, args.jobs)
     except BuildError as exc:
         _say(f"FAILED: {exc}")
         return 1

@@ -103,9 +103,12 @@ class Book:
     times: dict = field(default_factory=dict)
     output: str = ""  # what the clean build printed
 
-    def build(self, formats="html,pdf,notebooks", root=None, out=None, chapters=()):
+    def build(self, formats="html,pdf,notebooks", root=None, out=None, chapters=(),
+              jobs=None):
         cmd = [sys.executable, str(SCRIPT), "--root", str(root or self.root),
                "--out", str(out or self.out), "--formats", formats]  # fmt: skip
+        if jobs is not None:
+            cmd += ["--jobs", str(jobs)]
         if chapters:
             cmd += ["--chapters", *chapters]
         start = time.perf_counter()
@@ -219,13 +222,23 @@ def test_every_output_is_written(book):
 def test_build_prints_a_line_per_chapter_and_no_kernel_noise(book):
     out = book.output
     assert "Kernel is running over TCP" not in out  # printed by every kernel
+    # a clean build executes the chapters in two Sphinx runs side by side
+    # (the dummy builder), each chapter with code in one of them; the site
+    # and the PDF then read every chapter from the execution cache
+    groups = re.search(r"^build_book: executing \d+ chapter\(s\) in 2 Sphinx runs "
+                       r"side by side: (.*)$", out, re.M)
+    assert groups, out[-3000:]
+    left, right = (set(g.split(", ")) for g in groups.group(1).split(" | "))
+    assert left | right >= {"model", "fits", "more", "extra"}
+    assert not (left & right) - {"references"}  # no chapter with code twice
     for name in ("index", "chapters/model", "chapters/fits", "chapters/more",
                  "chapters/extra", "chapters/references"):
-        assert re.search(rf"^html: {re.escape(name)} +\d+\.\d s  executed$", out,
+        assert re.search(rf"^dummy: {re.escape(name)} +\d+\.\d s  executed$", out,
                          re.M), out[-3000:]
-        assert re.search(rf"^latex: {re.escape(name)} +\d+\.\d s  cache hit$", out,
-                         re.M), out[-3000:]
-    assert re.search(r"^html: 6 chapter\(s\) read in \d+\.\d s: 6 executed$", out,
+        for builder in ("html", "latex"):
+            assert re.search(rf"^{builder}: {re.escape(name)} +\d+\.\d s  cache hit$",
+                             out, re.M), out[-3000:]
+    assert re.search(r"^html: 6 chapter\(s\) read in \d+\.\d s: 6 cache hit$", out,
                      re.M)
     overfull = r"^build_book: pdf: 0 overfull \\hbox\(es\)"
     assert re.search(overfull, out, re.M), out[-3000:]
@@ -554,6 +567,8 @@ def test_prose_edit_rereads_but_does_not_execute(book):
     assert result.returncode == 0, _report(result)
     assert "A sentence added after the first build." in book.main_text("chapters/model")
     assert book.executions() == before
+    # the code is unchanged: no Sphinx runs side by side to start
+    assert "side by side" not in result.stdout, _report(result)
 
 
 def test_hash_cell_carries_the_hash_of_the_code(book):
@@ -590,9 +605,15 @@ def test_changing_the_code_reexecutes_every_chapter(book):
     before = book.executions()
     module = book.code / "display.py"
     module.write_text(module.read_text() + "\n# touched by test_fixture_book\n")
-    result, seconds = book.build(formats="html,notebooks")
+    # one Sphinx run, as on one core: it executes every chapter in turn
+    result, seconds = book.build(formats="html,notebooks", jobs=1)
     assert result.returncode == 0, _report(result)
     assert sorted(book.executions()) == sorted(before + list(CHAPTERS))
+    out = result.stdout + result.stderr
+    assert "side by side" not in out
+    for name in ("chapters/model", "chapters/fits", "chapters/more", "chapters/extra"):
+        assert re.search(rf"^html: {re.escape(name)} +\d+\.\d s  executed$", out,
+                         re.M), out[-3000:]
     print(f"\nfixture book, rebuild after a code change (html, notebooks): "
           f"{seconds:.1f} s")
 
