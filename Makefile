@@ -58,15 +58,19 @@ notebooks: env
 	$(PY) scripts/build_book.py --root . --out $(OUT) --formats notebooks
 
 ## test: the whole test suite (unit, cross-engine, bridge, fixture build,
-## and the checks of the built book when _build/ holds one)
+## and the checks of the built book when _build/ holds one), its files
+## shared between TEST_JOBS processes (pytest-xdist; a file's tests stay
+## together in one process, so its module fixtures run once)
+TEST_JOBS ?= 2
 test: book
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 ## unit: ruff, then the fast tests: no book build, no MCMC, no R, no browser
 ## or LaTeX (the book gates' own tests, tests/test_bookcheck.py, start both)
 UNIT_MARKERS := not slow and not build and not book and not needs_r
 unit: env lint
-	$(PY) -m pytest -q -m "$(UNIT_MARKERS)" --ignore=tests/test_bookcheck.py
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "$(UNIT_MARKERS)" \
+	  --ignore=tests/test_bookcheck.py
 
 ## lint: ruff over the whole repository (configured in pyproject.toml)
 lint: env

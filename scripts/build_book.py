@@ -147,7 +147,7 @@ def _execute_in_parallel(root: Path, out: Path, book, env, jobs: int) -> bool:
     groups = _execution_groups(book, out, jobs)
     if jobs < 2 or fresh or len(groups) < 2:
         return False
-    _say(f"executing {sum(len(g) for g in groups)} chapter(s) in {len(groups)} "
+    _say(f"executing {len(set().union(*groups))} chapter(s) in {len(groups)} "
          "Sphinx runs side by side: " + " | ".join(
              ", ".join(Path(c).stem for c in g) for g in groups))
     runs = []
@@ -313,24 +313,30 @@ def _wheel(out: Path) -> Path:
     for old in (out / "wheel").glob("*.whl"):  # of another version
         old.unlink()
     return build_wheel(REPO, out / "wheel")
-def _build_assignments(out: Path, book) -> list[Path]:
+def _build_assignments(out: Path, book, jobs: int = 1) -> list[Path]:
     """``otter assign`` on every chapter with otter questions, from its
-    reader's notebook (the notebooks step's output)."""
+    reader's notebook (the notebooks step's output); ``jobs`` of them side by
+    side (each runs otter in its own process and folder)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from qmd_sphinx.assign import assign_chapter, questions
     from qmd_sphinx.html import notebook_name
 
-    written = []
-    for chapter in book.chapters:
+    def one(chapter) -> Path:
         qmd = book.root / chapter.path
-        if not questions(qmd.read_text(encoding="utf-8"), str(qmd)):
-            continue
         name = Path(notebook_name(chapter.docname)).stem
         start = time.perf_counter()
-        written.append(assign_chapter(qmd, out / "notebooks" / f"{name}.ipynb",
-                                      out / "assignments" / name, name))
+        written = assign_chapter(qmd, out / "notebooks" / f"{name}.ipynb",
+                                 out / "assignments" / name, name)
         _say(f"assignment {name}: {time.perf_counter() - start:.1f} s "
              "(otter assign, solutions graded)")
-    return written
+        return written
+
+    chapters = [c for c in book.chapters
+                if questions((book.root / c.path).read_text(encoding="utf-8"),
+                             str(book.root / c.path))]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, chapters))  # the first failure is raised
 
 
 def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
@@ -414,7 +420,7 @@ def build(
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
         timed("notebooks", _export_notebooks, out, book, whole)
     if "assignments" in formats:
-        timed("assignments", _build_assignments, out, book)
+        timed("assignments", _build_assignments, out, book, jobs)
     if "html" in formats:
         timed("downloads", _copy_into_site, out, formats, book.pdf_name)
     # the code the execution cache now holds the chapters' results for
@@ -434,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated subset of html,pdf,notebooks,assignments")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="Sphinx runs that execute the chapters side by "
-                             "side after a change of code (default: 2, or 1 "
-                             "on one core; 1: one run executes them in turn)")
+                             "side after a change of code, and otter assign "
+                             "runs side by side (default: 2, or 1 on one "
+                             "core; 1: one after another)")
     args = parser.parse_args(argv)  # fmt: skip
     if args.jobs < 1:
         parser.error(f"--jobs: at least 1, got {args.jobs}")
