@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,17 +93,18 @@ def _code_hash(env) -> str:
     return code_hash([d for d in dirs if d.is_dir()])
 
 
-def _has_code(path: Path) -> bool:
-    text = path.read_text(encoding="utf-8")
-    return "```{python}" in text or "```{r}" in text
+def _holds_bibliography(path: Path) -> bool:
+    return re.search(r"^:::+ *\{#refs\}", path.read_text(encoding="utf-8"),
+                     re.M) is not None
 
 
 def _execution_groups(book, out: Path, jobs: int) -> list[list[str]]:
-    """The chapters with code, in ``jobs`` groups of about equal execution
-    time (longest first, each to the lightest group): the seconds the last
-    build recorded in the execution cache, else the lines of the chapter as
-    a guess. Chapters without code go into every group (references need
-    the bibliography page), as does the index (every sub-book has it)."""
+    """The chapters in ``jobs`` groups of about equal execution time (longest
+    first, each to the lightest group): the seconds the last build recorded
+    in the execution cache, else the chapter's length as a guess. Every
+    chapter executes (each has the hidden cell with the code's hash), the
+    index in every group (each sub-book has it), and so does the chapter
+    holding the bibliography (the citations of every sub-book need it)."""
     seconds = {}
     cache = out / CACHE_DIR
     if cache.is_dir():
@@ -109,22 +112,34 @@ def _execution_groups(book, out: Path, jobs: int) -> list[list[str]]:
 
         for record in get_cache(str(cache)).list_cache_records():
             seconds[Path(record.uri).stem] = record.data.get("execution_seconds")
-    coded, plain = [], []
+    spread, shared = [], []
     for chapter in book.chapters[1:]:
         path = book.root / chapter.path
-        (coded if _has_code(path) else plain).append(chapter.path)
+        (shared if _holds_bibliography(path) else spread).append(chapter.path)
+
     def cost(rel: str) -> float:
         known = seconds.get(Path(rel).stem)
         if known:
             return float(known)
         return len((book.root / rel).read_text(encoding="utf-8").splitlines()) / 10
-    groups: list[list[str]] = [[] for _ in range(min(jobs, len(coded)))]
+
+    groups: list[list[str]] = [[] for _ in range(min(jobs, len(spread)))]
     loads = [0.0] * len(groups)
-    for rel in sorted(coded, key=cost, reverse=True):
+    for rel in sorted(spread, key=cost, reverse=True):
         i = loads.index(min(loads))
         groups[i].append(rel)
         loads[i] += cost(rel)
-    return [g + plain for g in groups]
+    return [g + shared for g in groups]
+
+
+_ECHO_LOCK = threading.Lock()
+
+
+def _echo_lines(stream) -> None:
+    for line in stream:
+        with _ECHO_LOCK:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
 
 def _execute_in_parallel(root: Path, out: Path, book, env, jobs: int) -> bool:
@@ -159,18 +174,21 @@ def _execute_in_parallel(root: Path, out: Path, book, env, jobs: int) -> bool:
                str(sub / "dummy")]
         sub_env = dict(env, QMD_SPHINX_CHAPTERS=",".join(group))
         sub.mkdir(parents=True)
-        with open(sub / "stdout.log", "w") as out_log, \
-                open(sub / "stderr.log", "w") as err_log:
-            runs.append((sub, subprocess.Popen(
-                cmd, env=sub_env, stdout=out_log, stderr=err_log)))
+        with open(sub / "stderr.log", "w") as err_log:
+            proc = subprocess.Popen(cmd, env=sub_env, stdout=subprocess.PIPE,
+                                    stderr=err_log, text=True, errors="replace")
+        # the runs' progress lines (one a chapter) as they come
+        echo = threading.Thread(target=_echo_lines, args=(proc.stdout,))
+        echo.start()
+        runs.append((sub, proc, echo))
     failed = []
-    for sub, proc in runs:  # each run's output in one piece, after it ended
+    for sub, proc, echo in runs:  # a run's messages in one piece, after it ended
         proc.wait()
-        for name, stream in (("stdout.log", sys.stdout), ("stderr.log", sys.stderr)):
-            text = (sub / name).read_text(encoding="utf-8", errors="replace")
-            stream.write("".join(line for line in text.splitlines(keepends=True)
+        echo.join()
+        text = (sub / "stderr.log").read_text(encoding="utf-8", errors="replace")
+        sys.stderr.write("".join(line for line in text.splitlines(keepends=True)
                                  if KERNEL_NOISE not in line))
-            stream.flush()
+        sys.stderr.flush()
         if proc.returncode != 0:
             failed.append(f"{sub.name} (exit {proc.returncode})")
     if failed:
@@ -178,7 +196,7 @@ def _execute_in_parallel(root: Path, out: Path, book, env, jobs: int) -> bool:
                          "see above")
     target = get_cache(str(cache))
     copied = set()
-    for sub, _ in runs:
+    for sub, _, _ in runs:
         source = get_cache(str(sub / CACHE_DIR))
         for record in source.list_cache_records():
             bundle = source.get_cache_bundle(record.pk)

@@ -23,11 +23,12 @@ def build_book():
 
 
 def _book(tmp_path, lines: dict[str, int | None]):
-    """A book whose chapters have ``lines`` lines (None: a chapter without code)."""
+    """A book whose chapters have ``lines`` lines (None: the bibliography)."""
     chapters = [SimpleNamespace(path="index.qmd")]
     (tmp_path / "index.qmd").write_text("# Preface\n")
     for name, n in lines.items():
-        body = "text\n" if n is None else "```{python}\n" + "x = 1\n" * n + "```\n"
+        body = ("# References\n\n::: {#refs}\n:::\n" if n is None
+                else "```{python}\n" + "x = 1\n" * n + "```\n")
         (tmp_path / f"{name}.qmd").write_text(body)
         chapters.append(SimpleNamespace(path=f"{name}.qmd"))
     return SimpleNamespace(root=tmp_path, chapters=chapters)
@@ -36,11 +37,11 @@ def _book(tmp_path, lines: dict[str, int | None]):
 def test_longest_chapters_first_each_to_the_lightest_group(build_book, tmp_path):
     book = _book(tmp_path, {"a": 1000, "b": 600, "c": 500, "refs": None})
     groups = build_book._execution_groups(book, tmp_path / "out", jobs=2)
-    # a (100) | b (60) + c (50); the chapter without code goes into both
+    # a (100) | b (60) + c (50); the bibliography goes into both
     assert groups == [["a.qmd", "refs.qmd"], ["b.qmd", "c.qmd", "refs.qmd"]]
 
 
-def test_no_more_groups_than_chapters_with_code(build_book, tmp_path):
+def test_no_more_groups_than_chapters_to_spread(build_book, tmp_path):
     book = _book(tmp_path, {"a": 10, "refs": None})
     assert build_book._execution_groups(book, tmp_path / "out", jobs=2) == [
         ["a.qmd", "refs.qmd"]]
