@@ -26,6 +26,7 @@ from multilevel.errors import InputError
 from multilevel.fit import varcorr_names
 from multilevel.reml import (
     T_to_theta,
+    criterion_and_gradient,
     criterion_sigma,
     fit_reml,
     make_criterion,
@@ -89,6 +90,51 @@ def _dense_minus_2_log_lik(theta, sigma, X, Z, y, J, reml):
     if reml:
         return out + np.linalg.slogdet(XtVX)[1] + (n - p) * math.log(2 * math.pi)
     return out + n * math.log(2 * math.pi)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("q, p", [(1, 2), (2, 2), (2, 3)])
+def test_gradient_equals_the_dense_criterions_central_differences(q, p, reml):
+    """The optimiser's exact gradient against central differences of the
+    dense -2 log likelihood, profiled over sigma, at random theta."""
+    X, Zraw, Z, y, g, J = _small_problem(7 + q + p, q=q, p=p)
+    s = sufficient_stats(X, Zraw, y, g, J)
+    n = X.shape[0]
+    nr = n - p if reml else n
+
+    def dense(theta):
+        sigma = math.sqrt(pls_solve(theta, s).r2 / nr)
+        return _dense_minus_2_log_lik(theta, sigma, X, Z, y, J, reml)
+
+    rng = np.random.default_rng(40 + q + p)
+    for _ in range(3):
+        theta = _random_theta(rng, q)
+        value, grad = criterion_and_gradient(theta, s, reml)
+        assert value == pytest.approx(dense(theta), rel=1e-10)
+        h = 1e-5
+        numeric = np.array([
+            (dense(theta + h * e) - dense(theta - h * e)) / (2 * h)
+            for e in np.eye(theta.size)
+        ])
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+        # a wrong gradient (one entry perturbed) is told apart
+        broken = grad.copy()
+        broken[-1] += 1e-3 * max(1.0, abs(broken[-1]))
+        assert not np.allclose(broken, numeric, rtol=1e-5, atol=1e-5)
+
+
+def test_the_polish_runs_only_where_the_gradient_search_can_stall():
+    """Interior optimum: L-BFGS-B alone. A diagonal of T at its bound (a
+    singular fit): the derivative-free polish runs too."""
+    interior = fit_reml(simulate_cafes(seed=14).data, CAFE_FORMULA,
+                        intervals="none")
+    assert [m for m, *_ in interior.diagnostics["optimizer"]] == ["L-BFGS-B"]
+    singular = fit_reml(simulate_cafes(n_cafes=3, seed=5).data, CAFE_FORMULA,
+                        intervals="none")
+    assert singular.diagnostics["singular"]
+    assert [m for m, *_ in singular.diagnostics["optimizer"]][-1] == (
+        "Nelder-Mead"
+    )
 
 
 @pytest.mark.parametrize("reml", [True, False])

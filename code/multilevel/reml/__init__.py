@@ -52,6 +52,7 @@ from multilevel.reml.optimizer import optimize_theta
 from multilevel.reml.pls import (
     PLSSolution,
     SufficientStats,
+    criterion_and_gradient,
     criterion_sigma,
     objective,
     pls_solve,
@@ -67,6 +68,7 @@ __all__ = [
     "PLSSolution",
     "SufficientStats",
     "T_to_theta",
+    "criterion_and_gradient",
     "criterion_sigma",
     "fit_reml",
     "make_criterion",
