@@ -288,3 +288,33 @@ def test_ppp_value_refuses_bad_input():
         ppp_value(1.0, [])
     with pytest.raises(InputError, match="NaN"):
         ppp_value(1.0, [np.nan, 1.0])
+
+
+@pytest.mark.slow
+def test_replicates_match_pymcs_own_posterior_predictive():
+    """PyMC's sample_posterior_predictive on the same draws is a second
+    engine: per visit, the two agree in mean and SD up to Monte Carlo error."""
+    import pymc as pm
+
+    from multilevel.bayes import cafe_model, fit_pymc
+
+    sim = simulate_cafes(seed=5, n_cafes=5, n_visits=4)
+    fit = fit_pymc(sim.data, seed=5, draws=300, tune=300, chains=2)
+    ours = posterior_predictive(fit, sim.data, seed=1)
+    with cafe_model(sim.data):
+        theirs = pm.sample_posterior_predictive(
+            fit.raw, random_seed=2, progressbar=False)
+    theirs = np.asarray(theirs.posterior_predictive["wait"].transpose(
+        "chain", "draw", "obs"), float).reshape(ours.shape)
+    n = ours.shape[0]
+    sd = theirs.std(axis=0, ddof=1)
+    se_mean = np.sqrt(2) * sd / np.sqrt(n)
+    assert (np.abs(ours.mean(axis=0) - theirs.mean(axis=0))
+            < 4.5 * se_mean).all()
+    # SDs: each has SE about sd / sqrt(2 (n - 1)); the difference sqrt(2) x
+    assert (np.abs(ours.std(axis=0, ddof=1) - sd)
+            < 4.5 * sd / np.sqrt(n - 1)).all()
+    # and a statistic's p-value against PyMC's replicates is not extreme
+    t_ours = max_cafe_sd(ours, sim.data)
+    t_theirs = max_cafe_sd(theirs, sim.data)
+    assert stats.ks_2samp(t_ours, t_theirs).pvalue > 0.001
