@@ -109,7 +109,8 @@ lock:
 print-env:
 	@$(PY) -c "import os; [print(k + '=' + os.environ.get(k, '')) for k in \
 	  ('MULTILEVEL_COMPILE_CACHE', 'NUMBA_CACHE_DIR', \
-	   'JAX_COMPILATION_CACHE_DIR', 'PYTENSOR_FLAGS', 'OPENBLAS_NUM_THREADS')]"
+	   'JAX_COMPILATION_CACHE_DIR', 'PYTENSOR_FLAGS', 'OPENBLAS_NUM_THREADS', \
+	   'R_PROFILE_USER')]"
 
 clean:
 	rm -rf $(OUT) $(COMPILE_CACHE) .jupyter_cache tests/fixture_book/_build
