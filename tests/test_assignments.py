@@ -14,18 +14,21 @@ worked solution reaches ``student/``.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from qmd_sphinx.assign import Question, leaks, master_notebook, questions
+from qmd_sphinx.assign import (
+    Question,
+    check_left_out,
+    leaks,
+    master_notebook,
+    otter_run,
+    questions,
+)
 from qmd_sphinx.errors import QmdSyntaxError
 from qmd_sphinx.reader import qmd_to_notebook
 
@@ -34,7 +37,7 @@ BUILD = Path(os.environ.get("BOOK_BUILD") or REPO / "_build").resolve()
 WRONG = Path(__file__).parent / "assignments"
 # the chapters whose assignments are graded here: those with a wrong submission
 CHAPTERS = sorted(p.stem for p in WRONG.glob("*.yml"))
-RUN_TIMEOUT = 240  # seconds for one `otter run`; a chapter takes well under
+RUN_TIMEOUT = 600  # seconds for one `otter run` (a stop, not the speed target)
 
 GOOD = '''\
 ---
@@ -252,6 +255,89 @@ def test_leak_check_finds_what_it_must(tmp_path):
                                      "Because the sum of two ones is two."}
 
 
+# --- cells left out of the assignment (`#| tags: [no-assignment]`) ---------
+
+DEMO = "```{python}\n#| tags: [no-assignment]\ndemo = 1 + 1\n```\n\n"
+
+
+def _with_demo(text: str = DEMO) -> str:
+    return GOOD.replace("::: {#exr-t-1}", text + "::: {#exr-t-1}")
+
+
+def test_no_assignment_tag_reaches_the_reader_notebook():
+    nb = qmd_to_notebook(_with_demo(), "t.qmd")
+    demo = next(c for c in nb.cells if c.source == "demo = 1 + 1")
+    assert demo.metadata["tags"] == ["no-assignment"]
+    questions(_with_demo(), "t.qmd")  # accepted
+
+
+TAGS_BAD = [  # (the options of the chunk, words of the reader's refusal)
+    ("#| tags: no-assignment\n", "a list of distinct tags"),
+    ("#| tags: [no-assignment, other]\n", "a list of distinct tags"),
+    ("#| tags: []\n", "a list of distinct tags"),
+    ("#| tags: [no-assignment, no-assignment]\n", "a list of distinct tags"),
+]
+
+
+@pytest.mark.parametrize("options, words", TAGS_BAD)
+def test_malformed_tags_are_refused_with_file_and_line(options, words):
+    text = _with_demo("```{python}\n" + options + "demo = 1 + 1\n```\n\n")
+    with pytest.raises(QmdSyntaxError) as exc:
+        qmd_to_notebook(text, "book/t.qmd")
+    line = _line(text, "#| tags:")
+    assert str(exc.value).startswith(f"book/t.qmd:{line}: "), str(exc.value)
+    assert words in str(exc.value)
+
+
+def test_no_assignment_without_an_assignment_is_refused():
+    chapter = "# T {#sec-t}\n\nText.\n\n" + DEMO
+    with pytest.raises(QmdSyntaxError) as exc:
+        questions(chapter, "book/t.qmd")
+    assert str(exc.value).startswith(f"book/t.qmd:{_line(chapter, '```{python}')}: ")
+    assert "no otter questions" in str(exc.value)
+
+
+def test_the_seed_cannot_be_left_out():
+    text = _with_demo("```{python}\n#| tags: [no-assignment]\nSEED = 3\n```\n\n")
+    with pytest.raises(QmdSyntaxError) as exc:
+        questions(text, "book/t.qmd")
+    assert str(exc.value).startswith(f"book/t.qmd:{_line(text, '#| tags:') - 1}: ")
+    assert "SEED" in str(exc.value)
+
+
+def _tagged(source: str, *tags):
+    return nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)})
+
+
+def test_master_notebook_leaves_tagged_cells_out():
+    nb = _reader_notebook()
+    nb.cells.insert(1, _tagged("slow = sum(range(10**8))", "no-assignment"))
+    nb.cells.insert(3, _tagged("worked = 1 + 1", "solution", "no-assignment"))
+    master = master_notebook(nb, questions(GOOD, "t.qmd"), "t")
+    sources = "\n".join(c.source for c in master.cells)
+    assert "slow" not in sources and "worked" not in sources
+    assert "# BEGIN SOLUTION NO PROMPT\n1 + 1\n# END SOLUTION" in sources
+
+
+def test_a_cell_needing_a_left_out_one_is_refused():
+    """otter executes past a NameError, so the master refuses a kept cell
+    (or an answer or test) that reads what only a left-out cell defines."""
+    nb = _reader_notebook()
+    nb.cells.insert(1, _tagged("import math\nslow = 2", "no-assignment"))
+    nb.cells.insert(2, nbformat.v4.new_code_cell("def f():\n    return slow"))
+    with pytest.raises(ValueError, match="reads slow, which only cells tagged"):
+        master_notebook(nb, questions(GOOD, "t.qmd"), "t")
+    nb.cells[2].source = "slow = 3\nprint(slow)"  # defined again: fine
+    master_notebook(nb, questions(GOOD, "t.qmd"), "t")
+    qs = questions(GOOD.replace("assert total == 2", "assert total == 2 + math.e * 0"),
+                   "t.qmd")
+    with pytest.raises(ValueError, match="reads math"):
+        master_notebook(nb, qs, "t")
+    nb.cells[1].source = "%%R\nslow <- 2"  # R names are not Python's
+    nb.cells[2].source = "print(1)"
+    check_left_out(nb.cells, "t")
+
+
 @pytest.mark.slow
 def test_otter_assign_grades_the_solutions(tmp_path):
     """assign_chapter writes the three folders, and fails the build when a
@@ -285,19 +371,8 @@ def _assignment(chapter: str) -> Path:
 
 
 def _otter_run(folder: Path, submission: Path, out: Path) -> dict[str, tuple]:
-    """{question: (score, possible)} of one `otter run`, and its seconds."""
-    zips = sorted((folder / "autograder").glob("*-autograder_*.zip"))
-    assert len(zips) == 1, zips
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = ["timeout", str(RUN_TIMEOUT), sys.executable, "-m", "otter", "run",
-           "-a", str(zips[0]), "-o", str(out), str(submission)]
-    start = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
-    seconds = time.perf_counter() - start
-    assert run.returncode == 0, f"{' '.join(cmd)}:\n{run.stdout}\n{run.stderr}"
-    results = json.loads((out / "results.json").read_text())
-    scores = {t["name"]: (t["score"], t["max_score"]) for t in results["tests"]
-              if t["name"] != "Public Tests"}
+    """{question: (score, possible)} of one `otter run`."""
+    scores, seconds = otter_run(folder, submission, out, timeout=RUN_TIMEOUT)
     print(f"otter run {submission.name} ({folder.name}): {seconds:.1f} s")
     return scores
 
@@ -396,3 +471,30 @@ def test_random_intercepts_only_score_zero_where_slopes_are_asked(graded):
     assert "(1 | cafe)" in wrong["unbalanced-fit"]
     score, possible = graded("fit-lmer", "wrong")["unbalanced-fit"]
     assert score == 0 < possible
+
+
+def test_timing_script_refuses_a_build_without_assignments(tmp_path, capsys):
+    """scripts/time_assignments.py (the instructors' guide reads what it
+    writes) names the missing assignments instead of writing an empty table."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "time_assignments", REPO / "scripts" / "time_assignments.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit):
+        script.main(["--build", str(tmp_path), "--chapters", "cafes",
+                     "--out", str(tmp_path / "bench")])
+    assert "no built assignment ['cafes']" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()
+
+
+def test_saved_timings_cover_every_assignment():
+    """The instructors' guide prints benchmarks/assignments.csv: one
+    instructor run per assignment, full marks, with when and at what load."""
+    import pandas as pd
+
+    timings = pd.read_csv(REPO / "benchmarks" / "assignments.csv")
+    assert sorted(timings["chapter"]) == CHAPTERS
+    assert (timings["score"] == timings["possible"]).all()
+    assert (timings["seconds"] > 0).all() and timings["load_before"].notna().all()

@@ -36,6 +36,7 @@ package documents the syntax.
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
 import shutil
@@ -48,7 +49,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .blocks import Div
+from .blocks import Chunk, Div
 from .emit import parse
 from .errors import QmdSyntaxError
 
@@ -59,6 +60,8 @@ FENCE_RE = re.compile(r"^(`{3,})(.*)$")
 SOLUTION_TAG = "solution"  # the reader notebook's solution cells
 WORKED_TAG = "worked-solution"  # instructor-only code, empty for the student
 SEED_RE = re.compile(r"^SEED\s*=\s*(\d+)\s*$", re.MULTILINE)
+SKIP_TAG = "no-assignment"  # `#| tags: [no-assignment]`: not in the assignment
+TAGS_RE = re.compile(r"^#\|\s*tags\s*:(.*)$")
 
 
 @dataclass
@@ -184,6 +187,46 @@ def _div_questions(div: Div, exercise: str, lines: list[str], path: str) -> Ques
     return q
 
 
+def _skipped(chunk: Chunk) -> bool:
+    """Whether a chunk's ``#|`` options tag it ``no-assignment`` (the reader,
+    ``emit.py``, checks the option's form)."""
+    for _, line in chunk.lines:
+        if not line.startswith("#|"):
+            if line.startswith("%%"):
+                continue
+            return False
+        m = TAGS_RE.match(line)
+        if m:
+            try:
+                value = yaml.safe_load(m[1])
+            except yaml.YAMLError:
+                return False
+            return isinstance(value, list) and SKIP_TAG in value
+    return False
+
+
+def _walk(items):
+    """The parsed items, and those inside divs, in order."""
+    for item in items:
+        yield item
+        if isinstance(item, Div):
+            yield from _walk(item.children)
+
+
+def skipped_chunks(text: str, path: str) -> list[Chunk]:
+    """The chapter's code chunks tagged ``no-assignment``, checked: such a
+    chunk needs an assignment to be left out of, and must not set the
+    assignment's ``SEED``."""
+    _, items = parse(text, path)
+    found = [c for c in _walk(items) if isinstance(c, Chunk) and _skipped(c)]
+    for c in found:
+        if any(SEED_RE.match(s) for _, s in c.lines):
+            raise QmdSyntaxError(path, c.line, "a chunk that sets SEED (the "
+                                 "autograder's seed variable) cannot be "
+                                 f"tagged {SKIP_TAG}")
+    return found
+
+
 def questions(text: str, path: str) -> list[Question]:
     """The otter questions of a chapter, checked; [] when it has none.
 
@@ -191,6 +234,7 @@ def questions(text: str, path: str) -> list[Question]:
     exercise (and the exercise's solution)."""
     lines = text.splitlines()
     _, items = parse(text, path)
+    skipped = skipped_chunks(text, path)
     found: list[Question] = []
     exercises: list[Div] = []
     last: str | None = None  # the exercise the next otter div may follow
@@ -209,6 +253,10 @@ def questions(text: str, path: str) -> list[Question]:
         elif not (hasattr(item, "blank") and item.blank):
             last = None
     if not found:
+        if skipped:
+            raise QmdSyntaxError(path, skipped[0].line, f"tags: [{SKIP_TAG}] "
+                                 "leaves a cell out of the chapter's assignment, "
+                                 "but the chapter has no otter questions")
         return []
     names: dict[str, int] = {}
     for q in found:
@@ -291,11 +339,62 @@ def assignment_config(name: str, seed: int | None) -> str:
     return "# ASSIGNMENT CONFIG\n" + yaml.safe_dump(config, sort_keys=False)
 
 
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(names a code cell binds, names it reads); an R cell (``%%R``) binds
+    and reads no Python name, and IPython's ``%`` lines are skipped."""
+    if source.lstrip().startswith("%%"):
+        return set(), set()
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+    tree = ast.parse(code)
+    bound, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+    return bound, read
+
+
+def check_left_out(cells, name: str) -> None:
+    """Refuse a notebook whose kept code reads a name that only cells tagged
+    ``no-assignment`` bind (otter executes on past errors, so the grading
+    would silently run without it)."""
+    only_dropped: dict[str, int] = {}  # name -> index of the dropped cell
+    bound_kept: set[str] = set()
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        bound, read = _names(cell.source)
+        if SKIP_TAG in cell.metadata.get("tags", []):
+            for n in bound - bound_kept:
+                only_dropped.setdefault(n, i)
+            continue
+        missing = sorted((read - bound_kept - bound) & set(only_dropped))
+        if missing:
+            first = cell.source.strip().splitlines()[0]
+            raise ValueError(
+                f"{name}: the cell starting {first!r} reads "
+                f"{', '.join(missing)}, which only cells tagged {SKIP_TAG} "
+                "define: tag this cell too, or keep the cell that defines it")
+        bound_kept |= bound
+        for n in bound:
+            only_dropped.pop(n, None)
+
+
 def master_notebook(reader_nb, qs: list[Question], name: str):
     """The otter master notebook: the chapter's reader notebook (with
-    solutions) with each exercise made a question."""
+    solutions) with each exercise made a question, without the cells tagged
+    ``no-assignment``."""
     nb = copy.deepcopy(reader_nb)
-    cells = list(nb.cells)
+    check_left_out(list(nb.cells) + [_code(c.code) for q in qs
+                                     for c in (*q.answers, *q.tests, *q.hidden)],
+                   name)
+    # the cells the chapter left out of its assignment (demonstrations the
+    # answers do not need): otter assign and every grading run skip them
+    cells = [c for c in nb.cells if SKIP_TAG not in c.metadata.get("tags", [])]
     seeds = {int(m[1]) for c in cells if c.cell_type == "code"
              for m in SEED_RE.finditer(c.source)}
     if len(seeds) > 1:
@@ -451,3 +550,32 @@ def leaks(student: Path, qs: list[Question], reader_nb) -> list[tuple[str, str]]
             texts[str(path)] = path.read_text(encoding="utf-8", errors="replace")
     return [(f, s) for s in secrets(qs, reader_nb) for f, t in texts.items()
             if s in t]
+
+
+def otter_run(folder: Path, submission: Path, out: Path,
+              timeout: float = 240) -> tuple[dict[str, tuple[float, float]], float]:
+    """Grade one submission with ``otter run`` (no Docker) against the
+    assignment in ``folder`` (``autograder/*-autograder_*.zip``), under
+    ``timeout`` seconds. Returns ({question: (score, possible)}, seconds)."""
+    import json
+    import time
+
+    zips = sorted((Path(folder) / "autograder").glob("*-autograder_*.zip"))
+    if len(zips) != 1:
+        raise AssignError(f"{folder}/autograder: expected one autograder zip, "
+                          f"found {len(zips)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = ["timeout", str(int(timeout)), sys.executable, "-m", "otter", "run",
+           "-a", str(zips[0]), "-o", str(out), str(submission)]
+    start = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
+    seconds = time.perf_counter() - start
+    if run.returncode != 0:
+        raise AssignError(f"{' '.join(cmd)} failed (exit {run.returncode}; 124 "
+                          f"is the timeout):\n{run.stdout[-4000:]}\n"
+                          f"{run.stderr[-4000:]}")
+    results = json.loads((out / "results.json").read_text())
+    scores = {t["name"]: (t["score"], t["max_score"]) for t in results["tests"]
+              if t["name"] != "Public Tests"}
+    return scores, seconds

@@ -25,8 +25,12 @@ from .labels import Label, Scan, label_problem
 FRONT_MATTER_KEYS = ("title", "jupyter", "description", "keywords")
 CHUNK_OPTIONS = (
     "label", "fig-cap", "fig-alt", "tbl-cap", "echo", "output", "include",
-    "eval", "code-fold", "warning",
+    "eval", "code-fold", "warning", "tags",
 )  # fmt: skip
+#: the values Quarto's ``tags`` option (Jupyter cell tags) may carry here:
+#: ``no-assignment`` leaves the cell out of the chapter's otter assignment
+#: (``assign.py``); the book runs and shows it as any other cell
+CELL_TAGS = ("no-assignment",)
 #: option -> (the value that adds a tag, the tag); the other boolean is a no-op
 TAG_OPTIONS = {
     "echo": (False, "remove-input"),
@@ -381,6 +385,7 @@ class Translator:
             for key, (value, _) in opts.items()
             if key in TAG_OPTIONS and value == TAG_OPTIONS[key][0]
         ]
+        tags += opts.get("tags", ([], 0))[0]
         if tags:
             metadata["tags"] = tags
         metadata.update(self.chunk_label(opts, chunk.line))
@@ -424,6 +429,14 @@ class Translator:
             if key in TAG_OPTIONS and not isinstance(value, bool):
                 self.err(n, f"chunk option {key}: {value!r} is not supported "
                          "(only true or false)")
+            if key == "tags" and (
+                not isinstance(value, list) or not value
+                or any(v not in CELL_TAGS for v in value)
+                or len(set(value)) < len(value)
+            ):
+                self.err(n, f"chunk option tags: {value!r} is not supported "
+                         f"(a list of distinct tags from {', '.join(CELL_TAGS)}, "
+                         "e.g. 'tags: [no-assignment]')")
             if key in ("label", "fig-cap", "fig-alt", "tbl-cap") and (
                 not isinstance(value, str) or not value.strip()
             ):
