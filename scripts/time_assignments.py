@@ -33,7 +33,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "code"))
 
-from qmd_sphinx.assign import otter_run  # noqa: E402
+from qmd_sphinx.assign import otter_run  # noqa: E402 (after the path insert)
 
 COLUMNS = ["chapter", "submission", "seconds", "score", "possible", "timed_at",
            "load_before", "commit"]

@@ -28,7 +28,7 @@ LAYERS = {
     "core": ("errors", "fit", "validate", "formula", "design", "data", "tables",
              "engines", "display"),
     "engines": ("lmer", "reml", "bayes", "mixedlm"),
-    "analysis": ("style", "pooling", "plots", "compare"),
+    "analysis": ("style", "pooling", "plots", "compare", "checking"),
     "runs": ("provenance", "study", "benchmark"),
 }
 #: Modules whose import starts a heavy optional engine: imported lazily.
