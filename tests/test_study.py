@@ -4,6 +4,7 @@ and the saved results in results/study checked against sampling theory."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -204,6 +205,11 @@ def test_replicate_seeds_are_deterministic_and_distinct():
         (dict(designs=()), "no designs"),
         (dict(designs=((20, 5), (20, 3))), "appears twice"),
         (dict(designs=((20, 5),), chains=1), "chains must be >= 2"),
+        (dict(designs=((20, 5),), parametrisation="sideways"),
+         "unknown parametrisation 'sideways'; choose one of centered, "
+         "non-centered, auto"),
+        (dict(designs=((20, 5),), target_accept=1.0), "between 0 and 1"),
+        (dict(designs=((20, 5),), target_accept=0), "must be > 0"),
     ],
 )
 def test_config_refuses_bad_input(kwargs, match):
@@ -218,7 +224,44 @@ def test_cli_refuses_bad_input(tmp_path, capsys):
     args = ["--engines", "lmer", "stan", "--seed", "1", "--out", str(out)]
     assert main(args) == 2
     assert "unknown engine 'stan'" in capsys.readouterr().err
+    args = ["--non-centered", "--parametrisation", "centered", "--seed", "1",
+            "--out", str(out)]
+    assert main(args) == 2
+    assert "--non-centered contradicts --parametrisation centered" in (
+        capsys.readouterr().err
+    )
+    assert main(["--target-accept", "1.5", "--seed", "1", "--out",
+                 str(out)]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_pymc_settings_default_to_the_books_and_reach_provenance():
+    """Without options the study samples as the book's fits do (1000 draws
+    after 1000 tuning steps, the book's target acceptance rate) with the
+    parametrisation chosen from the data; every setting is an option, and
+    the provenance records what was used."""
+    from multilevel import bayes
+    from multilevel.study.cli import _parser, config_from_args, provenance
+
+    defaults = inspect.signature(bayes.fit_pymc).parameters
+    base = ["--seed", "1", "--out", "o"]
+    config = config_from_args(_parser().parse_args(base))
+    assert config.draws == defaults["draws"].default == 1000
+    assert config.tune == defaults["tune"].default == 1000
+    assert config.target_accept == bayes.TARGET_ACCEPT
+    assert config.parametrisation == "auto"
+    given = config_from_args(_parser().parse_args(
+        base + ["--draws", "300", "--tune", "200", "--target-accept", "0.95",
+                "--parametrisation", "centered"]))
+    assert (given.draws, given.tune, given.target_accept,
+            given.parametrisation) == (300, 200, 0.95, "centered")
+    legacy = config_from_args(_parser().parse_args(base + ["--non-centered"]))
+    assert legacy.parametrisation == "non-centered"
+    prov = provenance(given, base, 1.0, 2)
+    assert prov["config"]["target_accept"] == 0.95
+    assert prov["config"]["parametrisation"] == "centered"
+    assert prov["config"]["draws"] == 300
 
 
 # ------------------------------------------------- the shared PyMC model
@@ -262,6 +305,31 @@ def test_saved_results_have_the_agreed_shape():
     at20 = long[long["n_cafes"] == 20]
     for engine, g in at20.groupby("engine"):
         assert g["replicate"].nunique() >= 200, engine
+
+
+def test_saved_pymc_fits_are_labelled_by_the_recorded_thresholds():
+    """A PyMC fit is ``diagnostics_failed`` exactly when its r-hat, bulk
+    ESS or divergences break the thresholds in the provenance, and the
+    saved run sampled as the book does (1000 draws after 1000 tuning)."""
+    long, _, prov = _saved()
+    cfg, th = prov["config"], prov["pymc_thresholds"]
+    assert (cfg["draws"], cfg["tune"]) == (1000, 1000)
+    assert 0 < cfg["target_accept"] < 1
+    fits = long[long["engine"] == "pymc"].drop_duplicates(
+        ["n_cafes", "replicate"])
+    fits = fits[fits["status"] != "error"]
+    assert len(fits) > 0
+    broken = ((fits["r_hat_max"] >= th["r_hat_max_below"])
+              | (fits["ess_bulk_min"] < th["ess_bulk_min_at_least"])
+              | (fits["divergences"] > th["divergences"]))
+    failed = fits["status"] == "diagnostics_failed"
+    assert (broken == failed).all()
+    # the parametrisation each fit used is recorded, as the config asks
+    used = fits["centered"].astype(str).str.lower()
+    assert set(used) <= {"true", "false"}
+    if cfg["parametrisation"] != "auto":
+        expected = str(cfg["parametrisation"] == "centered").lower()
+        assert (used == expected).all()
 
 
 def test_saved_truth_is_the_simulation_truth():
@@ -432,3 +500,62 @@ def test_run_study_refuses_what_is_not_an_executor():
 
     with pytest.raises(InputError, match="concurrent.futures-style executor"):
         run_study(_SMALL, workers=1, progress=False, executor="tcp://x:8786")
+
+
+# ---- rows an engine does not change, taken from an earlier run ------------
+
+_REML_ONLY = ["--replicates", "3", "--cafes", "5", "--replicates-small", "2",
+              "--cafes-small", "8", "--reml-intervals", "none", "--workers",
+              "1", "--no-progress"]
+
+
+@pytest.mark.needs_r
+def test_reused_rows_equal_the_rows_fitted_again(tmp_path):
+    """lme4's rows taken from an earlier study (``--reuse-from``) are the
+    rows a full run gives: a replicate's rows depend only on its seeds."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(_REML_ONLY + ["--engines", "lmer", "reml", "--seed", "21",
+                              "--out", str(full)]) == 0
+    assert main(_REML_ONLY + ["--engines", "reml", "--reuse-from", str(full),
+                              "--reuse-engines", "lmer", "--seed", "21",
+                              "--out", str(part)]) == 0
+    a = pd.read_csv(full / "replicates.csv")
+    b = pd.read_csv(part / "replicates.csv")
+    pd.testing.assert_frame_equal(a[_SEEDED], b[_SEEDED])
+    assert set(b["engine"]) == {"lmer", "reml"}
+    pd.testing.assert_frame_equal(pd.read_csv(full / "summary.csv"),
+                                  pd.read_csv(part / "summary.csv"))
+    prov = json.loads((part / "provenance.json").read_text())
+    assert prov["reused"]["engines"] == ["lmer"]
+    assert prov["reused"]["from"] == str(full)
+    assert prov["counts"]["rows"] == len(b)
+
+
+def test_reuse_is_refused_when_the_rows_cannot_be_the_same(tmp_path, capsys):
+    saved = tmp_path / "saved"
+    assert main(_REML_ONLY + ["--engines", "reml", "--seed", "21", "--out",
+                              str(saved)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "o"
+
+    def refused(extra, fragment):
+        assert main(_REML_ONLY + extra + ["--out", str(out)]) == 2
+        assert fragment in capsys.readouterr().err
+        assert not out.exists()
+
+    reuse = ["--reuse-from", str(saved)]
+    refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
+             "--seed", "22"], "its master seed is 21, this study's 22")
+    refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
+             "--seed", "21", "--visits", "12"], "n_visits=10")
+    refused(["--engines", "reml", *reuse, "--reuse-engines", "reml",
+             "--seed", "21"], "both run and reused")
+    refused(["--engines", "reml", *reuse, "--reuse-engines", "lmer",
+             "--seed", "21"], "replicate 0 of the 5-cafe design is not there")
+    refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
+             "--seed", "21", "--replicates", "4"],
+            "replicate 3 of the 5-cafe design is not there")
+    refused(["--engines", "lmer", "--reuse-engines", "reml", "--seed", "21"],
+            "go together")
+    refused(["--engines", "lmer", "--reuse-from", str(tmp_path / "nowhere"),
+             "--reuse-engines", "reml", "--seed", "21"], "missing")
