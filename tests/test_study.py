@@ -504,42 +504,59 @@ def test_run_study_refuses_what_is_not_an_executor():
 
 # ---- rows an engine does not change, taken from an earlier run ------------
 
-_REML_ONLY = ["--replicates", "3", "--cafes", "5", "--replicates-small", "2",
-              "--cafes-small", "8", "--reml-intervals", "none", "--workers",
-              "1", "--no-progress"]
+#: A study small enough to run in this process: REML estimates at 5 cafes.
+_TINY = StudyConfig(designs=((5, 2),), seed=21, engines=("reml",),
+                    reml_intervals="none")
 
 
-@pytest.mark.needs_r
+def _save_study(config: StudyConfig, folder: Path) -> pd.DataFrame:
+    """Run ``config``'s replicates here and save them as the CLI does."""
+    from multilevel.study.cli import provenance
+    from multilevel.study.replicates import _long_frame, run_replicate
+
+    rows = [r for j, i in config.tasks() for r in run_replicate(config, j, i)]
+    long = _long_frame(rows)
+    folder.mkdir(parents=True)
+    long.to_csv(folder / "replicates.csv", index=False)
+    (folder / "provenance.json").write_text(
+        json.dumps(provenance(config, ["--seed", str(config.seed)], 0.0, 1)))
+    return long
+
+
 def test_reused_rows_equal_the_rows_fitted_again(tmp_path):
-    """lme4's rows taken from an earlier study (``--reuse-from``) are the
-    rows a full run gives: a replicate's rows depend only on its seeds."""
-    full, part = tmp_path / "full", tmp_path / "part"
-    assert main(_REML_ONLY + ["--engines", "lmer", "reml", "--seed", "21",
-                              "--out", str(full)]) == 0
-    assert main(_REML_ONLY + ["--engines", "reml", "--reuse-from", str(full),
-                              "--reuse-engines", "lmer", "--seed", "21",
-                              "--out", str(part)]) == 0
-    a = pd.read_csv(full / "replicates.csv")
-    b = pd.read_csv(part / "replicates.csv")
-    pd.testing.assert_frame_equal(a[_SEEDED], b[_SEEDED])
-    assert set(b["engine"]) == {"lmer", "reml"}
-    pd.testing.assert_frame_equal(pd.read_csv(full / "summary.csv"),
-                                  pd.read_csv(part / "summary.csv"))
-    prov = json.loads((part / "provenance.json").read_text())
-    assert prov["reused"]["engines"] == ["lmer"]
-    assert prov["reused"]["from"] == str(full)
-    assert prov["counts"]["rows"] == len(b)
+    """REML's rows taken from an earlier study (``reused_rows``, the CLI's
+    ``--reuse-from``) are the rows fitting the replicates again gives, so a
+    study that runs only the other engines has the same table: a
+    replicate's rows depend only on its seeds."""
+    from multilevel.study.replicates import _long_frame, reused_rows, run_replicate
+
+    saved = _save_study(_TINY, tmp_path / "saved")
+    others = dataclasses.replace(_TINY, engines=("lmer",))  # nothing is run
+    reused, record = reused_rows(others, tmp_path / "saved", ("reml",))
+    again = _long_frame(
+        [r for j, i in _TINY.tasks() for r in run_replicate(_TINY, j, i)])
+    assert len(reused) == len(again) == 2 * 6
+    pd.testing.assert_frame_equal(_long_frame(reused.to_dict("records"))[_SEEDED],
+                                  again[_SEEDED])
+    pd.testing.assert_frame_equal(again[_SEEDED], saved[_SEEDED])
+    assert record["engines"] == ["reml"]
+    assert record["from"] == str(tmp_path / "saved")
+    assert record["their_command"].endswith("--seed 21")
+    # a replicate the saved study does not have is not invented
+    more = dataclasses.replace(others, designs=((5, 3),))
+    with pytest.raises(InputError, match="replicate 2 of the 5-cafe design"):
+        reused_rows(more, tmp_path / "saved", ("reml",))
 
 
 def test_reuse_is_refused_when_the_rows_cannot_be_the_same(tmp_path, capsys):
     saved = tmp_path / "saved"
-    assert main(_REML_ONLY + ["--engines", "reml", "--seed", "21", "--out",
-                              str(saved)]) == 0
-    capsys.readouterr()
+    _save_study(_TINY, saved)
     out = tmp_path / "o"
+    tiny = ["--replicates", "2", "--cafes", "5", "--cafes-small",
+            "--reml-intervals", "none", "--workers", "1", "--no-progress"]
 
     def refused(extra, fragment):
-        assert main(_REML_ONLY + extra + ["--out", str(out)]) == 2
+        assert main(tiny + extra + ["--out", str(out)]) == 2
         assert fragment in capsys.readouterr().err
         assert not out.exists()
 
@@ -553,8 +570,8 @@ def test_reuse_is_refused_when_the_rows_cannot_be_the_same(tmp_path, capsys):
     refused(["--engines", "reml", *reuse, "--reuse-engines", "lmer",
              "--seed", "21"], "replicate 0 of the 5-cafe design is not there")
     refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
-             "--seed", "21", "--replicates", "4"],
-            "replicate 3 of the 5-cafe design is not there")
+             "--seed", "21", "--replicates", "3"],
+            "replicate 2 of the 5-cafe design is not there")
     refused(["--engines", "lmer", "--reuse-engines", "reml", "--seed", "21"],
             "go together")
     refused(["--engines", "lmer", "--reuse-from", str(tmp_path / "nowhere"),
