@@ -27,6 +27,7 @@ from multilevel.study import (
     coverage_z,
     lookup,
     main,
+    pymc_failures,
     replicate_seeds,
     summarise,
     t_coverage,
@@ -119,6 +120,65 @@ def test_bias_reading_against_two_standard_errors():
     assert bias_reading(0.147, 0.012) == "an overestimate"
     with pytest.raises(InputError):
         bias_reading(float("nan"), 0.01)
+
+
+_TH = {"r_hat_max_below": 1.01, "ess_bulk_min_at_least": 400,
+       "divergences": 0}
+
+
+def _pymc_rows(with_form=True) -> pd.DataFrame:
+    """PyMC fits with known diagnostics (two rows per fit, as the long
+    table has one per parameter), and an lme4 row that must be ignored."""
+    fits = [
+        # n_cafes, replicate, status, r-hat, ESS, divergences, centred
+        (5, 0, "diagnostics_failed", 1.02, 900.0, 0, False),  # r-hat
+        (5, 1, "diagnostics_failed", 1.005, 399.9, 3, False),  # ESS, div.
+        (5, 2, "ok", 1.0099, 400.0, 0, True),  # passes at the thresholds
+        (5, 3, "error", np.nan, np.nan, np.nan, np.nan),  # not a fit
+        (20, 0, "diagnostics_failed", 1.0, 1000.0, 1, True),  # divergence
+        (20, 1, "ok", 1.001, 2000.0, 0, True),
+    ]
+    rows = []
+    for j, i, st, rh, ess, div, c in fits:
+        for par in ("(Intercept)", "sigma"):
+            rows.append(dict(n_cafes=j, replicate=i, engine="pymc",
+                             parameter=par, status=st, r_hat_max=rh,
+                             ess_bulk_min=ess, divergences=div, centered=c))
+    rows.append(dict(n_cafes=5, replicate=0, engine="lmer", parameter="sigma",
+                     status="diagnostics_failed", r_hat_max=9.0,
+                     ess_bulk_min=1.0, divergences=9, centered=np.nan))
+    long = pd.DataFrame(rows)
+    return long if with_form else long.drop(columns="centered")
+
+
+def test_pymc_failures_counts_each_rule_on_known_fits():
+    out = pymc_failures(_pymc_rows(), _TH)
+    assert list(out.index) == [5, 20]
+    assert out.loc[5, ["fits", "failed", "r_hat", "ess", "divergent"]].tolist() \
+        == [3, 2, 1, 1, 1]
+    assert out.loc[20, ["fits", "failed", "r_hat", "ess", "divergent"]].tolist() \
+        == [2, 1, 0, 0, 1]
+    assert out.loc[5, ["centred", "failed_centred", "failed_non_centred"]
+                   ].tolist() == [1, 0, 2]
+    assert out.loc[20, ["centred", "failed_centred", "failed_non_centred"]
+                   ].tolist() == [2, 1, 0]
+    # a table that does not record the form: the counts by form are NaN
+    old = pymc_failures(_pymc_rows(with_form=False), _TH)
+    assert old[["centred", "failed_centred"]].isna().all().all()
+    assert (old["failed"] == out["failed"]).all()
+    # stricter thresholds count more failures: the rule is applied, not read
+    strict = pymc_failures(_pymc_rows(), dict(_TH, r_hat_max_below=1.003))
+    assert strict.loc[5, "r_hat"] == 3
+
+
+def test_pymc_failures_refuses_what_it_cannot_count():
+    with pytest.raises(InputError, match="missing columns"):
+        pymc_failures(pd.DataFrame({"n_cafes": [5]}), _TH)
+    with pytest.raises(InputError, match="pymc_thresholds"):
+        pymc_failures(_pymc_rows(), {"r_hat_max_below": 1.01})
+    no_pymc = _pymc_rows()[lambda d: d["engine"] == "lmer"]
+    with pytest.raises(InputError, match="no PyMC fits"):
+        pymc_failures(no_pymc, _TH)
 
 
 def _hand_table() -> pd.DataFrame:

@@ -70,6 +70,7 @@ from multilevel.study.summary import (
     bias_reading,
     coverage_z,
     lookup,
+    pymc_failures,
     summarise,
     t_coverage,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "lookup",
     "main",
     "provenance",
+    "pymc_failures",
     "pymc_fit_shared",
     "replicate_seeds",
     "run_replicate",
