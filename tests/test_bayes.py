@@ -267,7 +267,7 @@ def test_bad_data_is_refused(cafes):
         ({"seed": 1, "chains": 1}, "chains must be >= 2"),
         ({"seed": 1, "draws": 0}, "draws"),
         ({"seed": 1, "level": 1.2}, "level"),
-        ({"seed": 1, "centered": "no"}, "True, False or 'auto'"),
+        ({"seed": 1, "centered": "no"}, "True, False or a choice"),
         ({"seed": 1, "centered": None}, "centered must be True or False"),
         ({"seed": 1, "target_accept": 1.0}, "between 0 and 1"),
         ({"seed": 1, "target_accept": 0.0}, "a probability and must be > 0"),

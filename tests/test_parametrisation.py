@@ -18,15 +18,16 @@ import pandas as pd
 import pytest
 from scipy.linalg import eigh
 
-from multilevel.bayes import (
-    WELL_INFORMED,
-    Parametrisation,
-    choose_parametrisation,
-    fit_pymc,
-)
+from multilevel.bayes import fit_pymc
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.design import group_levels
 from multilevel.errors import InputError
+from multilevel.pooling import (
+    MIN_GROUPS,
+    WELL_INFORMED,
+    Parametrisation,
+    choose_parametrisation,
+)
 from multilevel.reml import fit_reml
 
 pytestmark = pytest.mark.filterwarnings(
@@ -122,6 +123,13 @@ def test_the_threshold_decides():
         data, threshold=min(0.99, median * 1.1)
     ).centered
     assert 0 < WELL_INFORMED < 1
+    # ten cafes may go either way; nine are non-centred whatever the weights
+    nine = simulate_cafes(seed=3, n_cafes=MIN_GROUPS - 1, n_visits=40,
+                          sigma_a=3.0).data
+    few = choose_parametrisation(nine)
+    assert not few.centered
+    assert few.summary["weight_median"] > 0.8
+    assert f"fewer than {MIN_GROUPS}" in few.reason
 
 
 @pytest.mark.parametrize(
@@ -146,23 +154,25 @@ def test_bad_input_is_refused(data, kwargs, match):
 
 
 def test_fit_pymc_refuses_an_unknown_parametrisation():
-    with pytest.raises(InputError, match="True, False or 'auto'"):
-        fit_pymc(simulate_cafes(seed=1).data, centered="maybe", seed=1)
+    for word in ("auto", "maybe"):
+        with pytest.raises(InputError,
+                           match="centered=multilevel.pooling.choose_param"):
+            fit_pymc(simulate_cafes(seed=1).data, centered=word, seed=1)
     with pytest.raises(InputError, match="True or False"):
         fit_pymc(simulate_cafes(seed=1).data, centered=1, seed=1)
 
 
 @pytest.mark.slow
 def test_fit_pymc_auto_samples_and_records_the_choice():
-    """Few visits per cafe: ``centered="auto"`` samples the non-centred
+    """Few visits per cafe: the choice made from the data samples the non-centred
     model (its standardised ``z`` is in the posterior) and the Fit says
     which form was used and why. A short run: only the choice is checked
     (the sampling itself is tested in test_bayes)."""
     data = simulate_cafes(seed=2, n_visits=4).data
-    fit = fit_pymc(data, centered="auto", seed=3, draws=100, tune=100,
+    choice = choose_parametrisation(data)
+    fit = fit_pymc(data, centered=choice, seed=3, draws=100, tune=100,
                    chains=2)
     record = fit.diagnostics["parametrisation"]
-    choice = choose_parametrisation(data)
     assert record["form"] == "non-centred" == choice.form
     assert record["chosen"] == "auto"
     assert record["reason"] == choice.reason

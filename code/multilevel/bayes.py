@@ -59,9 +59,7 @@ __all__ = [
     "SAMPLERS",
     "TARGET_ACCEPT",
     "CompiledCafeModel",
-    "Parametrisation",
     "cafe_model",
-    "choose_parametrisation",
     "clear_compiled",
     "compile_cache_dir",
     "compile_cafe_model",
@@ -701,136 +699,7 @@ def unbake(idata: Any) -> Any:
     )
 
 
-# ------------------------------------------------- choosing the parametrisation
-
-#: A cafe counts as well informed when its own data carry at least this
-#: share of its least-informed coefficient (the smallest eigenvalue of its
-#: shrinkage weight W_j); the centred form is chosen when the median cafe is.
-WELL_INFORMED = 0.5
-
-#: With fewer cafes the non-centred form is chosen whatever the weights: the
-#: REML estimates of the SDs, at which the weights are computed, are then
-#: too uncertain to vouch for them (an SD estimated from J groups has a
-#: relative standard error of about 1 / sqrt(2 (J - 1)), 35% at 5 cafes),
-#: and the posterior reaches down to small SDs, where every cafe is pooled
-#: hard and the centred form meets its funnel.
-MIN_GROUPS = 10
-
-
-@dataclass(frozen=True)
-class Parametrisation:
-    """Which form of the cafe effects to sample, and the evidence for it.
-
-    ``centered`` is the choice; ``reason`` says why in one sentence;
-    ``weights`` has one row per cafe (``group``, ``n`` visits, ``weight``:
-    the smallest eigenvalue of the cafe's shrinkage weight W_j at the REML
-    estimates, NaN when the REML fit is singular); ``summary`` holds the
-    minimum, median and maximum weight, the threshold, the number of cafes
-    and whether the REML fit was singular.
-    """
-
-    centered: bool
-    reason: str
-    weights: pd.DataFrame = field(repr=False)
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def form(self) -> str:
-        """``"centred"`` or ``"non-centred"``."""
-        return "centred" if self.centered else "non-centred"
-
-
-def choose_parametrisation(
-    data: pd.DataFrame, threshold: float = WELL_INFORMED,
-) -> Parametrisation:
-    """Choose the centred or non-centred cafe model from how well the data
-    inform each cafe.
-
-    Fits the model by REML (:func:`multilevel.reml.fit_reml`, no intervals)
-    and computes each cafe's shrinkage weight
-    ``W_j = (Z_j'Z_j + sigma^2 S^{-1})^{-1} Z_j'Z_j``
-    (:func:`multilevel.pooling.shrinkage_weight`). Its eigenvalues, between
-    0 and 1, are the shares of the cafe's coefficients that come from its
-    own visits rather than from the population; the smallest is the cafe's
-    least-informed direction, where a funnel would form. When the median
-    cafe's smallest eigenvalue is at least ``threshold`` the likelihood pins
-    the cafe effects whatever the population SDs, and the centred form
-    samples well; otherwise the cafe effects follow the SDs (a funnel) and
-    the non-centred form is the one NUTS can explore. A singular REML fit
-    (an SD at 0 or a correlation at +-1) pools some direction completely,
-    and fewer than :data:`MIN_GROUPS` cafes leave the SDs too uncertain for
-    the weights at their estimates to speak for the posterior: both
-    non-centred.
-    """
-    from multilevel.pooling import shrinkage_weight
-    from multilevel.reml import fit_reml
-
-    data = _check_data(data)
-    threshold = validate.real_number(
-        "threshold", threshold, positive=True, what="a share of information",
-        example=WELL_INFORMED,
-    )
-    if not threshold < 1:
-        raise InputError(
-            f"threshold is a share between 0 and 1, got {threshold!r}; "
-            f"e.g. {WELL_INFORMED}."
-        )
-    labels, idx = group_levels(data[GROUP])
-    n = np.bincount(idx, minlength=len(labels))
-    fit = fit_reml(data, CAFE_FORMULA, intervals="none")
-    singular = bool(fit.diagnostics.get("singular", False))
-    A = data["afternoon"].to_numpy(dtype="float64")
-    weights = np.full(len(labels), np.nan)
-    if not singular:
-        S = fit.S.to_numpy()
-        sigma = float(fit.varcorr.loc["sigma", "estimate"])
-        for j in range(len(labels)):
-            Z_j = np.column_stack([np.ones(n[j]), A[idx == j]])
-            # W_j is similar to a symmetric matrix: its eigenvalues are real
-            W = shrinkage_weight(Z_j, S, sigma)
-            weights[j] = float(np.min(np.linalg.eigvals(W).real))
-    table = pd.DataFrame({"group": labels, "n": n, "weight": weights})
-    nan = float("nan")
-    summary = {
-        "n_groups": len(labels), "min_groups": MIN_GROUPS,
-        "singular": singular, "threshold": threshold,
-        "weight_min": nan if singular else float(np.min(weights)),
-        "weight_median": nan if singular else float(np.median(weights)),
-        "weight_max": nan if singular else float(np.max(weights)),
-    }
-    if singular:
-        centered = False
-        reason = (
-            "the REML fit is singular (an SD at 0 or a correlation at +-1), "
-            "so some direction of every cafe is pooled completely: "
-            "non-centred"
-        )
-    elif len(labels) < MIN_GROUPS:
-        centered = False
-        reason = (
-            f"only {len(labels)} cafes (fewer than {MIN_GROUPS}): the "
-            "population SDs are too uncertain for the cafes' weights at "
-            f"their estimates (median {summary['weight_median']:.2f}) to "
-            "speak for the posterior: non-centred"
-        )
-    else:
-        med = summary["weight_median"]
-        centered = med >= threshold
-        reason = (
-            f"the median cafe's own visits carry {med:.2f} of its "
-            f"least-informed coefficient (from {summary['weight_min']:.2f} "
-            f"to {summary['weight_max']:.2f} over {len(labels)} cafes), "
-            + (f"at least {threshold:g}: centred" if centered
-               else f"below {threshold:g}: non-centred")
-        )
-    return Parametrisation(
-        centered=bool(centered), reason=reason, weights=table, summary=summary
-    )
-
-
-def _parametrisation_record(
-    centered: bool, choice: Parametrisation | None
-) -> dict[str, Any]:
+def _parametrisation_record(centered: bool, choice: Any) -> dict[str, Any]:
     """What the Fit records about its parametrisation."""
     record: dict[str, Any] = {
         "form": "centred" if centered else "non-centred",
@@ -845,7 +714,7 @@ def _parametrisation_record(
 def fit_pymc(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
-    centered: bool | str | Parametrisation = True,
+    centered: Any = True,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -883,27 +752,26 @@ def fit_pymc(
     swaps in the waits and samples.
 
     ``centered=True`` samples the cafe effects themselves, ``False`` the
-    standardised ``z`` (see :func:`cafe_model`), and ``"auto"`` lets the
-    data choose (:func:`choose_parametrisation`: centred when the median
-    cafe is well informed by its own visits, non-centred when the cafes are
-    weakly informed or the REML fit is singular); a
-    :class:`Parametrisation` already chosen for these data is used as it is.
-    ``diagnostics["parametrisation"]`` records the form, who chose it
-    (``"auto"`` or ``"given"``), why, and the summary of the cafes'
-    shrinkage weights behind an automatic choice.
+    standardised ``z`` (see :func:`cafe_model`); a choice made from the data,
+    ``centered=multilevel.pooling.choose_parametrisation(data)`` (centred
+    when the median cafe is well informed by its own visits, non-centred
+    when the cafes are weakly informed, few, or the REML fit is singular),
+    samples the form it chose. ``diagnostics["parametrisation"]`` records
+    the form, who chose it (``"auto"`` or ``"given"``), why, and the summary
+    of the cafes' shrinkage weights behind a choice from the data.
     """
     chosen = engines.sampler(sampler)
     choice = None
-    if isinstance(centered, Parametrisation):  # chosen before, for these data
-        choice, centered = centered, centered.centered
+    if all(hasattr(centered, a) for a in ("centered", "reason", "summary")):
+        # a choice made from the data (multilevel.pooling.choose_parametrisation)
+        choice = centered
+        centered = validate.flag("the choice's centered", choice.centered)
     elif isinstance(centered, str):
-        if centered != "auto":
-            raise InputError(
-                f"centered must be True, False or 'auto', got {centered!r}; "
-                "pass centered='auto' to choose from the data."
-            )
-        choice = choose_parametrisation(data)
-        centered = choice.centered
+        raise InputError(
+            f"centered must be True, False or a choice made from the data, "
+            f"got {centered!r}; to let the data choose, pass "
+            "centered=multilevel.pooling.choose_parametrisation(data)."
+        )
     else:
         centered = validate.flag("centered", centered)
     target_accept = validate.real_number(

@@ -44,7 +44,7 @@ parametrisation with the observed waits as a shared variable and swaps in
 each replicate's waits (:func:`pymc_fit_shared`, through
 :func:`multilevel.bayes.compile_cafe_model`). By default each replicate's
 parametrisation is chosen from its data
-(:func:`multilevel.bayes.choose_parametrisation`; ``--parametrisation``),
+(:func:`multilevel.pooling.choose_parametrisation`; ``--parametrisation``),
 and the long table's ``centered`` column says which form each PyMC fit
 sampled. Rows of an engine a new run does not change can be taken from an
 earlier run of the same seed and design (``--reuse-from``,

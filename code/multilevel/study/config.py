@@ -14,7 +14,7 @@ from multilevel.errors import InputError
 ENGINES = tuple(engines.engine(name).name for name in ("lmer", "reml", "pymc"))
 
 #: PyMC's parametrisations: always centred, always non-centred, or chosen
-#: per replicate from the data (:func:`multilevel.bayes.choose_parametrisation`).
+#: per replicate from the data (:func:`multilevel.pooling.choose_parametrisation`).
 PARAMETRISATIONS = ("centered", "non-centered", "auto")
 
 #: NUTS's target acceptance rate in the study (the book's, from bayes.py;

@@ -19,6 +19,7 @@ from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.fit import converged
 from multilevel.lmer import r_available
+from multilevel.pooling import choose_parametrisation
 from multilevel.study.config import (
     ENGINES,
     LONG_COLUMNS,
@@ -52,13 +53,13 @@ def pymc_fit_shared(
     the fit's time; ``diagnostics["compile_seconds"]`` the compilation's
     when this call compiled (else None). ``parametrisation`` is
     ``"centered"``, ``"non-centered"`` or ``"auto"`` (chosen for these data
-    by :func:`multilevel.bayes.choose_parametrisation`).
+    by :func:`multilevel.pooling.choose_parametrisation`).
     """
     from multilevel import bayes
 
     validate.choice("parametrisation", parametrisation, PARAMETRISATIONS)
     if parametrisation == "auto":
-        centered: Any = bayes.choose_parametrisation(data)
+        centered: Any = choose_parametrisation(data)
         form = centered.centered
     else:
         centered = form = parametrisation == "centered"
