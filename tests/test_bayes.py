@@ -267,7 +267,8 @@ def test_bad_data_is_refused(cafes):
         ({"seed": 1, "chains": 1}, "chains must be >= 2"),
         ({"seed": 1, "draws": 0}, "draws"),
         ({"seed": 1, "level": 1.2}, "level"),
-        ({"seed": 1, "centered": "no"}, "centered"),
+        ({"seed": 1, "centered": "no"}, "True, False or a choice"),
+        ({"seed": 1, "centered": None}, "centered must be True or False"),
         ({"seed": 1, "target_accept": 1.0}, "between 0 and 1"),
         ({"seed": 1, "target_accept": 0.0}, "a probability and must be > 0"),
         ({"seed": 1, "target_accept": "high"}, "target_accept"),
@@ -326,6 +327,9 @@ def test_default_fit_converges(pymc_fit):
     assert d["divergences"] == 0
     assert (d["draws"], d["tune"], d["chains"], d["seed"]) == (1000, 1000, 4, SEED)
     assert pymc_fit.messages == []
+    # the form was given, not chosen from the data, and the fit says so
+    assert d["parametrisation"] == {
+        "form": "centred", "chosen": "given", "reason": "given by the caller"}
 
 
 @pytest.mark.slow

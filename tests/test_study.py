@@ -4,6 +4,7 @@ and the saved results in results/study checked against sampling theory."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from multilevel.study import (
     coverage_z,
     lookup,
     main,
+    pymc_failures,
     replicate_seeds,
     summarise,
     t_coverage,
@@ -120,6 +122,65 @@ def test_bias_reading_against_two_standard_errors():
         bias_reading(float("nan"), 0.01)
 
 
+_TH = {"r_hat_max_below": 1.01, "ess_bulk_min_at_least": 400,
+       "divergences": 0}
+
+
+def _pymc_rows(with_form=True) -> pd.DataFrame:
+    """PyMC fits with known diagnostics (two rows per fit, as the long
+    table has one per parameter), and an lme4 row that must be ignored."""
+    fits = [
+        # n_cafes, replicate, status, r-hat, ESS, divergences, centred
+        (5, 0, "diagnostics_failed", 1.02, 900.0, 0, False),  # r-hat
+        (5, 1, "diagnostics_failed", 1.005, 399.9, 3, False),  # ESS, div.
+        (5, 2, "ok", 1.0099, 400.0, 0, True),  # passes at the thresholds
+        (5, 3, "error", np.nan, np.nan, np.nan, np.nan),  # not a fit
+        (20, 0, "diagnostics_failed", 1.0, 1000.0, 1, True),  # divergence
+        (20, 1, "ok", 1.001, 2000.0, 0, True),
+    ]
+    rows = []
+    for j, i, st, rh, ess, div, c in fits:
+        for par in ("(Intercept)", "sigma"):
+            rows.append(dict(n_cafes=j, replicate=i, engine="pymc",
+                             parameter=par, status=st, r_hat_max=rh,
+                             ess_bulk_min=ess, divergences=div, centered=c))
+    rows.append(dict(n_cafes=5, replicate=0, engine="lmer", parameter="sigma",
+                     status="diagnostics_failed", r_hat_max=9.0,
+                     ess_bulk_min=1.0, divergences=9, centered=np.nan))
+    long = pd.DataFrame(rows)
+    return long if with_form else long.drop(columns="centered")
+
+
+def test_pymc_failures_counts_each_rule_on_known_fits():
+    out = pymc_failures(_pymc_rows(), _TH)
+    assert list(out.index) == [5, 20]
+    assert out.loc[5, ["fits", "failed", "r_hat", "ess", "divergent"]].tolist() \
+        == [3, 2, 1, 1, 1]
+    assert out.loc[20, ["fits", "failed", "r_hat", "ess", "divergent"]].tolist() \
+        == [2, 1, 0, 0, 1]
+    assert out.loc[5, ["centred", "failed_centred", "failed_non_centred"]
+                   ].tolist() == [1, 0, 2]
+    assert out.loc[20, ["centred", "failed_centred", "failed_non_centred"]
+                   ].tolist() == [2, 1, 0]
+    # a table that does not record the form: the counts by form are NaN
+    old = pymc_failures(_pymc_rows(with_form=False), _TH)
+    assert old[["centred", "failed_centred"]].isna().all().all()
+    assert (old["failed"] == out["failed"]).all()
+    # stricter thresholds count more failures: the rule is applied, not read
+    strict = pymc_failures(_pymc_rows(), dict(_TH, r_hat_max_below=1.003))
+    assert strict.loc[5, "r_hat"] == 3
+
+
+def test_pymc_failures_refuses_what_it_cannot_count():
+    with pytest.raises(InputError, match="missing columns"):
+        pymc_failures(pd.DataFrame({"n_cafes": [5]}), _TH)
+    with pytest.raises(InputError, match="pymc_thresholds"):
+        pymc_failures(_pymc_rows(), {"r_hat_max_below": 1.01})
+    no_pymc = _pymc_rows()[lambda d: d["engine"] == "lmer"]
+    with pytest.raises(InputError, match="no PyMC fits"):
+        pymc_failures(no_pymc, _TH)
+
+
 def _hand_table() -> pd.DataFrame:
     """Five replicates of one parameter whose summary is known exactly."""
     rows = [
@@ -204,6 +265,11 @@ def test_replicate_seeds_are_deterministic_and_distinct():
         (dict(designs=()), "no designs"),
         (dict(designs=((20, 5), (20, 3))), "appears twice"),
         (dict(designs=((20, 5),), chains=1), "chains must be >= 2"),
+        (dict(designs=((20, 5),), parametrisation="sideways"),
+         "unknown parametrisation 'sideways'; choose one of centered, "
+         "non-centered, auto"),
+        (dict(designs=((20, 5),), target_accept=1.0), "between 0 and 1"),
+        (dict(designs=((20, 5),), target_accept=0), "must be > 0"),
     ],
 )
 def test_config_refuses_bad_input(kwargs, match):
@@ -218,7 +284,44 @@ def test_cli_refuses_bad_input(tmp_path, capsys):
     args = ["--engines", "lmer", "stan", "--seed", "1", "--out", str(out)]
     assert main(args) == 2
     assert "unknown engine 'stan'" in capsys.readouterr().err
+    args = ["--non-centered", "--parametrisation", "centered", "--seed", "1",
+            "--out", str(out)]
+    assert main(args) == 2
+    assert "--non-centered contradicts --parametrisation centered" in (
+        capsys.readouterr().err
+    )
+    assert main(["--target-accept", "1.5", "--seed", "1", "--out",
+                 str(out)]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_pymc_settings_default_to_the_books_and_reach_provenance():
+    """Without options the study samples as the book's fits do (1000 draws
+    after 1000 tuning steps, the book's target acceptance rate) with the
+    parametrisation chosen from the data; every setting is an option, and
+    the provenance records what was used."""
+    from multilevel import bayes
+    from multilevel.study.cli import _parser, config_from_args, provenance
+
+    defaults = inspect.signature(bayes.fit_pymc).parameters
+    base = ["--seed", "1", "--out", "o"]
+    config = config_from_args(_parser().parse_args(base))
+    assert config.draws == defaults["draws"].default == 1000
+    assert config.tune == defaults["tune"].default == 1000
+    assert config.target_accept == bayes.TARGET_ACCEPT
+    assert config.parametrisation == "auto"
+    given = config_from_args(_parser().parse_args(
+        base + ["--draws", "300", "--tune", "200", "--target-accept", "0.95",
+                "--parametrisation", "centered"]))
+    assert (given.draws, given.tune, given.target_accept,
+            given.parametrisation) == (300, 200, 0.95, "centered")
+    legacy = config_from_args(_parser().parse_args(base + ["--non-centered"]))
+    assert legacy.parametrisation == "non-centered"
+    prov = provenance(given, base, 1.0, 2)
+    assert prov["config"]["target_accept"] == 0.95
+    assert prov["config"]["parametrisation"] == "centered"
+    assert prov["config"]["draws"] == 300
 
 
 # ------------------------------------------------- the shared PyMC model
@@ -240,9 +343,20 @@ def _saved() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return long, summary, prov
 
 
+def _long_columns(prov: dict) -> list[str]:
+    """The long table's columns for the study that wrote ``prov``: runs
+    from before the parametrisation was a setting (their config has no
+    ``parametrisation``; they sampled one form, named in the config) have no
+    per-fit ``centered`` column."""
+    if "parametrisation" in prov["config"]:
+        return list(LONG_COLUMNS)
+    assert prov["config"]["centered"] in (True, False)
+    return [c for c in LONG_COLUMNS if c != "centered"]
+
+
 def test_saved_results_have_the_agreed_shape():
     long, summary, prov = _saved()
-    assert list(long.columns) == list(LONG_COLUMNS)
+    assert list(long.columns) == _long_columns(prov)
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     assert set(long["status"]) <= set(STATUSES)
     # the summary is the summary of the long table
@@ -262,6 +376,30 @@ def test_saved_results_have_the_agreed_shape():
     at20 = long[long["n_cafes"] == 20]
     for engine, g in at20.groupby("engine"):
         assert g["replicate"].nunique() >= 200, engine
+
+
+def test_saved_pymc_fits_are_labelled_by_the_recorded_thresholds():
+    """A saved PyMC fit is ``diagnostics_failed`` exactly when its r-hat,
+    bulk ESS or divergences break the thresholds in the provenance, and
+    ``pymc_failures`` counts the same fits."""
+    long, _, prov = _saved()
+    cfg, th = prov["config"], prov["pymc_thresholds"]
+    fits = long[long["engine"] == "pymc"].drop_duplicates(
+        ["n_cafes", "replicate"])
+    fits = fits[fits["status"] != "error"]
+    assert len(fits) > 0
+    broken = ((fits["r_hat_max"] >= th["r_hat_max_below"])
+              | (fits["ess_bulk_min"] < th["ess_bulk_min_at_least"])
+              | (fits["divergences"] > th["divergences"]))
+    failed = fits["status"] == "diagnostics_failed"
+    assert (broken == failed).all()
+    counted = pymc_failures(long, th)
+    assert counted["failed"].sum() == failed.sum()
+    assert counted["fits"].sum() == len(fits)
+    # where the table records the form each fit used, it is the config's
+    if "centered" in fits and cfg.get("parametrisation", "auto") != "auto":
+        used = fits["centered"].astype(str).str.lower()
+        assert (used == str(cfg["parametrisation"] == "centered").lower()).all()
 
 
 def test_saved_truth_is_the_simulation_truth():
@@ -339,7 +477,9 @@ def test_cli_quick_run_reproduces_the_saved_replicates(tmp_path):
     long = pd.read_csv(out / "replicates.csv")
     summary = pd.read_csv(out / "summary.csv")
     prov = json.loads((out / "provenance.json").read_text())
-    assert list(long.columns) == list(long_saved.columns)
+    assert list(long.columns) == list(LONG_COLUMNS)
+    assert prov["config"]["parametrisation"] == "auto"
+    assert prov["config"]["target_accept"] == StudyConfig.target_accept
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     assert sorted(long["n_cafes"].unique()) == [5, 20]
     assert sorted(long["replicate"].unique()) == [0, 1]
@@ -432,3 +572,79 @@ def test_run_study_refuses_what_is_not_an_executor():
 
     with pytest.raises(InputError, match="concurrent.futures-style executor"):
         run_study(_SMALL, workers=1, progress=False, executor="tcp://x:8786")
+
+
+# ---- rows an engine does not change, taken from an earlier run ------------
+
+#: A study small enough to run in this process: REML estimates at 5 cafes.
+_TINY = StudyConfig(designs=((5, 2),), seed=21, engines=("reml",),
+                    reml_intervals="none")
+
+
+def _save_study(config: StudyConfig, folder: Path) -> pd.DataFrame:
+    """Run ``config``'s replicates here and save them as the CLI does."""
+    from multilevel.study.cli import provenance
+    from multilevel.study.replicates import _long_frame, run_replicate
+
+    rows = [r for j, i in config.tasks() for r in run_replicate(config, j, i)]
+    long = _long_frame(rows)
+    folder.mkdir(parents=True)
+    long.to_csv(folder / "replicates.csv", index=False)
+    (folder / "provenance.json").write_text(
+        json.dumps(provenance(config, ["--seed", str(config.seed)], 0.0, 1)))
+    return long
+
+
+def test_reused_rows_equal_the_rows_fitted_again(tmp_path):
+    """REML's rows taken from an earlier study (``reused_rows``, the CLI's
+    ``--reuse-from``) are the rows fitting the replicates again gives, so a
+    study that runs only the other engines has the same table: a
+    replicate's rows depend only on its seeds."""
+    from multilevel.study.replicates import _long_frame, reused_rows, run_replicate
+
+    saved = _save_study(_TINY, tmp_path / "saved")
+    others = dataclasses.replace(_TINY, engines=("lmer",))  # nothing is run
+    reused, record = reused_rows(others, tmp_path / "saved", ("reml",))
+    again = _long_frame(
+        [r for j, i in _TINY.tasks() for r in run_replicate(_TINY, j, i)])
+    assert len(reused) == len(again) == 2 * 6
+    pd.testing.assert_frame_equal(_long_frame(reused.to_dict("records"))[_SEEDED],
+                                  again[_SEEDED])
+    pd.testing.assert_frame_equal(again[_SEEDED], saved[_SEEDED])
+    assert record["engines"] == ["reml"]
+    assert record["from"] == str(tmp_path / "saved")
+    assert record["their_command"].endswith("--seed 21")
+    # a replicate the saved study does not have is not invented
+    more = dataclasses.replace(others, designs=((5, 3),))
+    with pytest.raises(InputError, match="replicate 2 of the 5-cafe design"):
+        reused_rows(more, tmp_path / "saved", ("reml",))
+
+
+def test_reuse_is_refused_when_the_rows_cannot_be_the_same(tmp_path, capsys):
+    saved = tmp_path / "saved"
+    _save_study(_TINY, saved)
+    out = tmp_path / "o"
+    tiny = ["--replicates", "2", "--cafes", "5", "--cafes-small",
+            "--reml-intervals", "none", "--workers", "1", "--no-progress"]
+
+    def refused(extra, fragment):
+        assert main(tiny + extra + ["--out", str(out)]) == 2
+        assert fragment in capsys.readouterr().err
+        assert not out.exists()
+
+    reuse = ["--reuse-from", str(saved)]
+    refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
+             "--seed", "22"], "its master seed is 21, this study's 22")
+    refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
+             "--seed", "21", "--visits", "12"], "n_visits=10")
+    refused(["--engines", "reml", *reuse, "--reuse-engines", "reml",
+             "--seed", "21"], "both run and reused")
+    refused(["--engines", "reml", *reuse, "--reuse-engines", "lmer",
+             "--seed", "21"], "replicate 0 of the 5-cafe design is not there")
+    refused(["--engines", "lmer", *reuse, "--reuse-engines", "reml",
+             "--seed", "21", "--replicates", "3"],
+            "replicate 2 of the 5-cafe design is not there")
+    refused(["--engines", "lmer", "--reuse-engines", "reml", "--seed", "21"],
+            "go together")
+    refused(["--engines", "lmer", "--reuse-from", str(tmp_path / "nowhere"),
+             "--reuse-engines", "reml", "--seed", "21"], "missing")

@@ -699,10 +699,22 @@ def unbake(idata: Any) -> Any:
     )
 
 
+def _parametrisation_record(centered: bool, choice: Any) -> dict[str, Any]:
+    """What the Fit records about its parametrisation."""
+    record: dict[str, Any] = {
+        "form": "centred" if centered else "non-centred",
+        "chosen": "given" if choice is None else "auto",
+        "reason": "given by the caller" if choice is None else choice.reason,
+    }
+    if choice is not None:
+        record.update(choice.summary)
+    return record
+
+
 def fit_pymc(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
-    centered: bool = True,
+    centered: Any = True,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -738,8 +750,30 @@ def fit_pymc(
     ``sampler="nutpie"``) is a model
     already compiled for these cafes and visit times; the fit then only
     swaps in the waits and samples.
+
+    ``centered=True`` samples the cafe effects themselves, ``False`` the
+    standardised ``z`` (see :func:`cafe_model`); a choice made from the data,
+    ``centered=multilevel.pooling.choose_parametrisation(data)`` (centred
+    when the median cafe is well informed by its own visits, non-centred
+    when the cafes are weakly informed, few, or the REML fit is singular),
+    samples the form it chose. ``diagnostics["parametrisation"]`` records
+    the form, who chose it (``"auto"`` or ``"given"``), why, and the summary
+    of the cafes' shrinkage weights behind a choice from the data.
     """
     chosen = engines.sampler(sampler)
+    choice = None
+    if all(hasattr(centered, a) for a in ("centered", "reason", "summary")):
+        # a choice made from the data (multilevel.pooling.choose_parametrisation)
+        choice = centered
+        centered = validate.flag("the choice's centered", choice.centered)
+    elif isinstance(centered, str):
+        raise InputError(
+            f"centered must be True, False or a choice made from the data, "
+            f"got {centered!r}; to let the data choose, pass "
+            "centered=multilevel.pooling.choose_parametrisation(data)."
+        )
+    else:
+        centered = validate.flag("centered", centered)
     target_accept = validate.real_number(
         "target_accept", target_accept, positive=True, what="a probability",
         example=TARGET_ACCEPT,
@@ -834,6 +868,7 @@ def fit_pymc(
         seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
         sampler=sampler, centered=bool(centered),
         target_accept=target_accept,
+        parametrisation=_parametrisation_record(centered, choice),
     )
     messages = convergence_problems(diagnostics)
     return Fit(

@@ -25,20 +25,27 @@ and PyMC part ways when there are few groups.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from multilevel import validate
-from multilevel.data import CAFE_GROUP, CAFE_TERMS
-from multilevel.design import design_matrices
+from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS
+from multilevel.design import design_matrices, group_levels
 from multilevel.errors import InputError
 from multilevel.fit import Fit, cor_name, sd_name
-from multilevel.formula import parse_formula
+from multilevel.formula import check_data, parse_formula
+from multilevel.reml import fit_reml
 from multilevel.style import SERIES_COLORS, TRUTH_COLOR, WIDTH, figure, style_axes
 
 __all__ = [
+    "MIN_GROUPS",
+    "WELL_INFORMED",
+    "Parametrisation",
+    "choose_parametrisation",
     "coef_wide",
     "paired_coefficients",
     "complete_pooling",
@@ -450,3 +457,131 @@ def plot_posterior_vs_point(
         style_axes(ax)
     axes[0].legend(fontsize=7, frameon=False, loc="upper right")
     return fig
+
+
+# ------------------------------------ choosing the parametrisation of PyMC
+
+#: A cafe counts as well informed when its own data carry at least this
+#: share of its least-informed coefficient (the smallest eigenvalue of its
+#: shrinkage weight W_j); the centred form is chosen when the median cafe is.
+WELL_INFORMED = 0.5
+
+#: With fewer cafes the non-centred form is chosen whatever the weights: the
+#: REML estimates of the SDs, at which the weights are computed, are then
+#: too uncertain to vouch for them (an SD estimated from J groups has a
+#: relative standard error of about 1 / sqrt(2 (J - 1)), 35% at 5 cafes),
+#: and the posterior reaches down to small SDs, where every cafe is pooled
+#: hard and the centred form meets its funnel.
+MIN_GROUPS = 10
+
+
+@dataclass(frozen=True)
+class Parametrisation:
+    """Which form of the cafe effects to sample, and the evidence for it.
+
+    ``centered`` is the choice; ``reason`` says why in one sentence;
+    ``weights`` has one row per cafe (``group``, ``n`` visits, ``weight``:
+    the smallest eigenvalue of the cafe's shrinkage weight W_j at the REML
+    estimates, NaN when the REML fit is singular); ``summary`` holds the
+    minimum, median and maximum weight, the threshold, the number of cafes
+    and whether the REML fit was singular.
+    """
+
+    centered: bool
+    reason: str
+    weights: pd.DataFrame = field(repr=False)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def form(self) -> str:
+        """``"centred"`` or ``"non-centred"``."""
+        return "centred" if self.centered else "non-centred"
+
+
+def choose_parametrisation(
+    data: pd.DataFrame, threshold: float = WELL_INFORMED,
+) -> Parametrisation:
+    """Choose the centred or non-centred cafe model from how well the data
+    inform each cafe.
+
+    Fits the model by REML (:func:`multilevel.reml.fit_reml`, no intervals)
+    and computes each cafe's shrinkage weight
+    ``W_j = (Z_j'Z_j + sigma^2 S^{-1})^{-1} Z_j'Z_j``
+    (:func:`multilevel.pooling.shrinkage_weight`). Its eigenvalues, between
+    0 and 1, are the shares of the cafe's coefficients that come from its
+    own visits rather than from the population; the smallest is the cafe's
+    least-informed direction, where a funnel would form. When the median
+    cafe's smallest eigenvalue is at least ``threshold`` the likelihood pins
+    the cafe effects whatever the population SDs, and the centred form
+    samples well; otherwise the cafe effects follow the SDs (a funnel) and
+    the non-centred form is the one NUTS can explore. A singular REML fit
+    (an SD at 0 or a correlation at +-1) pools some direction completely,
+    and fewer than :data:`MIN_GROUPS` cafes leave the SDs too uncertain for
+    the weights at their estimates to speak for the posterior: both
+    non-centred.
+    """
+    validate.dataframe(
+        data, hint="with columns cafe, afternoon and wait; pass e.g. "
+        "simulate_cafes(seed=1).data",
+    )
+    check_data(data, CAFE_FORMULA)
+    threshold = validate.real_number(
+        "threshold", threshold, positive=True, what="a share of information",
+        example=WELL_INFORMED,
+    )
+    if not threshold < 1:
+        raise InputError(
+            f"threshold is a share between 0 and 1, got {threshold!r}; "
+            f"e.g. {WELL_INFORMED}."
+        )
+    labels, idx = group_levels(data[CAFE_GROUP])
+    n = np.bincount(idx, minlength=len(labels))
+    fit = fit_reml(data, CAFE_FORMULA, intervals="none")
+    singular = bool(fit.diagnostics.get("singular", False))
+    A = data["afternoon"].to_numpy(dtype="float64")
+    weights = np.full(len(labels), np.nan)
+    if not singular:
+        S = fit.S.to_numpy()
+        sigma = float(fit.varcorr.loc["sigma", "estimate"])
+        for j in range(len(labels)):
+            Z_j = np.column_stack([np.ones(n[j]), A[idx == j]])
+            # W_j is similar to a symmetric matrix: its eigenvalues are real
+            W = shrinkage_weight(Z_j, S, sigma)
+            weights[j] = float(np.min(np.linalg.eigvals(W).real))
+    table = pd.DataFrame({"group": labels, "n": n, "weight": weights})
+    nan = float("nan")
+    summary = {
+        "n_groups": len(labels), "min_groups": MIN_GROUPS,
+        "singular": singular, "threshold": threshold,
+        "weight_min": nan if singular else float(np.min(weights)),
+        "weight_median": nan if singular else float(np.median(weights)),
+        "weight_max": nan if singular else float(np.max(weights)),
+    }
+    if singular:
+        centered = False
+        reason = (
+            "the REML fit is singular (an SD at 0 or a correlation at +-1), "
+            "so some direction of every cafe is pooled completely: "
+            "non-centred"
+        )
+    elif len(labels) < MIN_GROUPS:
+        centered = False
+        reason = (
+            f"only {len(labels)} cafes (fewer than {MIN_GROUPS}): the "
+            "population SDs are too uncertain for the cafes' weights at "
+            f"their estimates (median {summary['weight_median']:.2f}) to "
+            "speak for the posterior: non-centred"
+        )
+    else:
+        med = summary["weight_median"]
+        centered = med >= threshold
+        reason = (
+            f"the median cafe's own visits carry {med:.2f} of its "
+            f"least-informed coefficient (from {summary['weight_min']:.2f} "
+            f"to {summary['weight_max']:.2f} over {len(labels)} cafes), "
+            + (f"at least {threshold:g}: centred" if centered
+               else f"below {threshold:g}: non-centred")
+        )
+    return Parametrisation(
+        centered=bool(centered), reason=reason, weights=table, summary=summary
+    )

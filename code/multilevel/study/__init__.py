@@ -39,9 +39,16 @@ Failures are rows, never gaps: every row has a ``status``:
 Parallel work uses a ``spawn`` process pool (each worker starts its own R
 through rpy2, which cannot be shared across processes). PyMC's cost is
 nutpie's compilation (tens of seconds) rather than sampling (about two
-seconds): each worker compiles the model once per design size with the
-observed waits as a shared variable and swaps in each replicate's waits
-(:func:`pymc_fit_shared`, through :func:`multilevel.bayes.compile_cafe_model`).
+seconds): each worker compiles the model once per design size and
+parametrisation with the observed waits as a shared variable and swaps in
+each replicate's waits (:func:`pymc_fit_shared`, through
+:func:`multilevel.bayes.compile_cafe_model`). By default each replicate's
+parametrisation is chosen from its data
+(:func:`multilevel.pooling.choose_parametrisation`; ``--parametrisation``),
+and the long table's ``centered`` column says which form each PyMC fit
+sampled. Rows of an engine a new run does not change can be taken from an
+earlier run of the same seed and design (``--reuse-from``,
+``--reuse-engines``; :func:`reused_rows`).
 
 Run ``python -m multilevel.study --help`` for the command line.
 
@@ -63,6 +70,7 @@ from multilevel.study.config import (
 from multilevel.study.replicates import (
     chunks,
     pymc_fit_shared,
+    reused_rows,
     run_replicate,
     run_study,
 )
@@ -70,6 +78,7 @@ from multilevel.study.summary import (
     bias_reading,
     coverage_z,
     lookup,
+    pymc_failures,
     summarise,
     t_coverage,
 )
@@ -88,7 +97,9 @@ __all__ = [
     "lookup",
     "main",
     "provenance",
+    "pymc_failures",
     "pymc_fit_shared",
+    "reused_rows",
     "replicate_seeds",
     "run_replicate",
     "run_study",

@@ -16,8 +16,13 @@ from multilevel import provenance as _provenance
 from multilevel import validate
 from multilevel.errors import InputError
 from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX
-from multilevel.study.config import ENGINES, STATUSES, StudyConfig
-from multilevel.study.replicates import run_study
+from multilevel.study.config import (
+    ENGINES,
+    PARAMETRISATIONS,
+    STATUSES,
+    StudyConfig,
+)
+from multilevel.study.replicates import _long_frame, reused_rows, run_study
 from multilevel.study.summary import summarise
 
 
@@ -64,15 +69,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="visits per cafe (default 10)")
     p.add_argument("--engines", nargs="+", default=list(ENGINES),
                    help=f"engines to run (default: {' '.join(ENGINES)})")
-    p.add_argument("--draws", type=int, default=500)
-    p.add_argument("--tune", type=int, default=500)
-    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=StudyConfig.draws,
+                   help=("PyMC draws per chain after tuning (default "
+                         f"{StudyConfig.draws}, as the book's fits)"))
+    p.add_argument("--tune", type=int, default=StudyConfig.tune,
+                   help=f"PyMC tuning steps per chain (default {StudyConfig.tune})")
+    p.add_argument("--chains", type=int, default=StudyConfig.chains,
+                   help=f"PyMC chains (default {StudyConfig.chains})")
+    p.add_argument("--target-accept", type=float,
+                   default=StudyConfig.target_accept,
+                   help=("NUTS's target acceptance rate (default "
+                         f"{StudyConfig.target_accept})"))
+    p.add_argument("--parametrisation", choices=PARAMETRISATIONS,
+                   default=None,
+                   help=("PyMC's form of the cafe effects: centered, "
+                         "non-centered, or auto (chosen per replicate from "
+                         "how well the REML fit says each cafe is informed; "
+                         f"default {StudyConfig.parametrisation})"))
     p.add_argument("--reml-intervals", choices=["profile", "none"],
                    default="profile",
                    help=("profile intervals of fit_reml's variance components "
                          "(default), or none (estimates only; faster)"))
     p.add_argument("--non-centered", action="store_true",
-                   help="sample PyMC's non-centred parametrisation")
+                   help="the same as --parametrisation non-centered")
     p.add_argument("--replicate-ids", type=int, nargs="+", default=None,
                    help="run only these replicate numbers of every design")
     p.add_argument("--workers", type=int, default=2,
@@ -88,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help=("a tiny study for tests: 2 replicates at 20 cafes and "
                          "at 5, PyMC with 2 chains x 100 draws after 100 tuning"))
+    p.add_argument("--reuse-from", type=Path, default=None, metavar="FOLDER",
+                   help=("take the rows of --reuse-engines from the study "
+                         "saved in FOLDER (same seed and design) instead of "
+                         "fitting them again"))
+    p.add_argument("--reuse-engines", nargs="+", default=[],
+                   help="engines whose rows --reuse-from provides")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -102,10 +127,21 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     designs += [(j, args.replicates_small) for j in args.cafes_small]
     designs.sort()
     ids = None if args.replicate_ids is None else tuple(args.replicate_ids)
+    parametrisation = args.parametrisation
+    if args.non_centered:
+        if parametrisation not in (None, "non-centered"):
+            raise InputError(
+                f"--non-centered contradicts --parametrisation "
+                f"{parametrisation}; give one of them."
+            )
+        parametrisation = "non-centered"
+    if parametrisation is None:
+        parametrisation = StudyConfig.parametrisation
     return StudyConfig(
         designs=tuple(designs), seed=args.seed, engines=tuple(args.engines),
         n_visits=args.visits, draws=args.draws, tune=args.tune,
-        chains=args.chains, centered=not args.non_centered,
+        chains=args.chains, parametrisation=parametrisation,
+        target_accept=args.target_accept,
         reml_intervals=args.reml_intervals,
         replicate_ids=ids,
     )
@@ -121,6 +157,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if bool(args.reuse_engines) != (args.reuse_from is not None):
+        print("error: --reuse-from and --reuse-engines go together: name the "
+              "folder and the engines whose rows it provides.", file=sys.stderr)
+        return 2
+    reused, reuse_record = None, None
+    if args.reuse_from is not None:
+        try:
+            reused, reuse_record = reused_rows(
+                config, args.reuse_from, tuple(args.reuse_engines))
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     client = None
@@ -143,11 +191,15 @@ def main(argv: Iterable[str] | None = None) -> int:
         if client is not None:
             client.close()
     wall = time.perf_counter() - t0
+    if reused is not None:
+        long = _long_frame(
+            [*long.to_dict("records"), *reused.to_dict("records")])
     summary = summarise(long)
     long.to_csv(out / "replicates.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     prov = provenance(config, argv, wall, args.workers)
     prov["machine"]["scheduler"] = args.scheduler  # None: this machine
+    prov["reused"] = reuse_record  # None: every engine was run here
     prov["counts"] = {
         "rows": len(long),
         "status": {s: int((long["status"] == s).sum()) for s in STATUSES},

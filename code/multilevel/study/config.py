@@ -13,6 +13,14 @@ from multilevel.errors import InputError
 #: The registry's engines the study runs (their registry names).
 ENGINES = tuple(engines.engine(name).name for name in ("lmer", "reml", "pymc"))
 
+#: PyMC's parametrisations: always centred, always non-centred, or chosen
+#: per replicate from the data (:func:`multilevel.pooling.choose_parametrisation`).
+PARAMETRISATIONS = ("centered", "non-centered", "auto")
+
+#: NUTS's target acceptance rate in the study (the book's, from bayes.py;
+#: repeated here so the config does not import PyMC).
+TARGET_ACCEPT = 0.9
+
 #: Row statuses, from best to worst.
 STATUSES = ("ok", "singular", "diagnostics_failed", "profile_failed", "error")
 
@@ -21,7 +29,7 @@ LONG_COLUMNS = (
     "replicate", "n_cafes", "engine", "interval", "parameter", "estimate",
     "lower", "upper", "truth", "status", "seconds", "data_seed",
     "sampler_seed", "singular", "r_hat_max", "ess_bulk_min", "divergences",
-    "message",
+    "centered", "message",
 )
 
 #: Columns of the summary table, in order.
@@ -51,10 +59,11 @@ class StudyConfig:
     seed: int
     engines: tuple[str, ...] = ENGINES
     n_visits: int = 10
-    draws: int = 500
-    tune: int = 500
+    draws: int = 1000
+    tune: int = 1000
     chains: int = 4
-    centered: bool = True
+    parametrisation: str = "auto"
+    target_accept: float = TARGET_ACCEPT
     level: float = 0.95
     reml_intervals: str = "profile"
     replicate_ids: tuple[int, ...] | None = None
@@ -80,6 +89,15 @@ class StudyConfig:
         validate.whole_number("draws", self.draws, 1)
         validate.whole_number("tune", self.tune, 0)
         validate.whole_number("chains", self.chains, 2)
+        validate.choice("parametrisation", self.parametrisation, PARAMETRISATIONS)
+        if not 0 < validate.real_number(
+            "target_accept", self.target_accept, positive=True,
+            what="a probability", example=TARGET_ACCEPT,
+        ) < 1:
+            raise InputError(
+                f"target_accept must be between 0 and 1, got "
+                f"{self.target_accept!r}; e.g. {TARGET_ACCEPT}."
+            )
         validate.choice("reml_intervals", self.reml_intervals, ("profile", "none"))
         validate.interval_level(self.level)
         if self.replicate_ids is not None:

@@ -19,9 +19,12 @@ from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.fit import converged
 from multilevel.lmer import r_available
+from multilevel.pooling import choose_parametrisation
 from multilevel.study.config import (
+    ENGINES,
     LONG_COLUMNS,
     PARAMETERS,
+    PARAMETRISATIONS,
     StudyConfig,
     replicate_seeds,
 )
@@ -37,7 +40,8 @@ def pymc_fit_shared(
     draws: int,
     tune: int,
     chains: int,
-    centered: bool = True,
+    parametrisation: str = "centered",
+    target_accept: float | None = None,
     level: float = 0.95,
 ) -> Any:
     """:func:`~multilevel.bayes.fit_pymc` with one compilation per design.
@@ -47,17 +51,28 @@ def pymc_fit_shared(
     for each replicate's waits, so validation, sampling, summaries and
     diagnostics are ``fit_pymc``'s own. ``diagnostics["total_seconds"]`` is
     the fit's time; ``diagnostics["compile_seconds"]`` the compilation's
-    when this call compiled (else None).
+    when this call compiled (else None). ``parametrisation`` is
+    ``"centered"``, ``"non-centered"`` or ``"auto"`` (chosen for these data
+    by :func:`multilevel.pooling.choose_parametrisation`).
     """
     from multilevel import bayes
 
-    compiled = bayes.compile_cafe_model(data, centered=centered)
+    validate.choice("parametrisation", parametrisation, PARAMETRISATIONS)
+    if parametrisation == "auto":
+        centered: Any = choose_parametrisation(data)
+        form = centered.centered
+    else:
+        centered = form = parametrisation == "centered"
+    if target_accept is None:
+        target_accept = bayes.TARGET_ACCEPT
+    compiled = bayes.compile_cafe_model(data, centered=form)
     fresh = compiled.key not in _COMPILED_HERE
     _COMPILED_HERE.add(compiled.key)
     t0 = time.perf_counter()
     fit = bayes.fit_pymc(
         data, centered=centered, draws=draws, tune=tune, chains=chains,
         seed=seed, level=level, sampler="nutpie", compiled=compiled,
+        target_accept=target_accept,
     )
     fit.diagnostics["total_seconds"] = time.perf_counter() - t0
     fit.diagnostics["compile_seconds"] = compiled.seconds if fresh else None
@@ -123,7 +138,7 @@ def run_replicate(
     common = dict(
         replicate=replicate, n_cafes=n_cafes, data_seed=data_seed,
         sampler_seed=sampler_seed, r_hat_max=np.nan, ess_bulk_min=np.nan,
-        divergences=np.nan,
+        divergences=np.nan, centered=np.nan,
     )
     rows: list[dict[str, Any]] = []
     level = config.level
@@ -194,7 +209,8 @@ def run_replicate(
             fit = pymc_fit_shared(
                 sim.data, seed=sampler_seed, draws=config.draws,
                 tune=config.tune, chains=config.chains,
-                centered=config.centered, level=level,
+                parametrisation=config.parametrisation,
+                target_accept=config.target_accept, level=level,
             )
         except Exception as exc:
             base["seconds"] = time.perf_counter() - t0
@@ -212,7 +228,7 @@ def run_replicate(
             base.update(
                 seconds=elapsed,
                 r_hat_max=d["r_hat_max"], ess_bulk_min=d["ess_bulk_min"],
-                divergences=d["divergences"],
+                divergences=d["divergences"], centered=d["centered"],
             )
             status = "ok" if converged(d) else "diagnostics_failed"
             table = pd.concat(
@@ -374,6 +390,7 @@ def _crash_rows(config, n_cafes, replicate, exc) -> list[dict[str, Any]]:
             replicate=replicate, n_cafes=n_cafes, engine=engine, seconds=np.nan,
             data_seed=data_seed, sampler_seed=sampler_seed, singular=False,
             r_hat_max=np.nan, ess_bulk_min=np.nan, divergences=np.nan,
+            centered=np.nan,
         )
         rows += _error_rows(kinds[engine], base, truth, exc)
     return rows
@@ -385,3 +402,78 @@ def _long_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df["_p"] = df["parameter"].map(order)
     df = df.sort_values(["n_cafes", "replicate", "engine", "interval", "_p"])
     return df.drop(columns="_p").reset_index(drop=True)
+
+
+def reused_rows(
+    config: StudyConfig, folder: Path, engines_: tuple[str, ...],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows of ``engines_`` for ``config``'s replicates from the study
+    saved in ``folder``, and what the provenance should say about them.
+
+    A replicate's rows depend only on its seeds, the number of visits, the
+    level and the engine's own settings, so an engine that a new study does
+    not change (lme4's rows when only PyMC's settings move) can be taken
+    from an earlier run of the same design instead of being fitted again.
+    Refused, with the reason, when the saved study used another master seed,
+    number of visits, level or REML intervals, lacks any of the replicates,
+    or its seeds are not the documented ones.
+    """
+    import json
+
+    folder = Path(folder)
+    files = [folder / "replicates.csv", folder / "provenance.json"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InputError(
+            f"cannot reuse rows from {folder}: {', '.join(missing)} missing; "
+            "give the folder a study wrote (its --out)."
+        )
+    for engine in engines_:
+        validate.choice("engine to reuse", engine, ENGINES)
+        if engine in config.engines:
+            raise InputError(
+                f"engine {engine!r} is both run and reused; drop it from "
+                "--engines or from --reuse-engines."
+            )
+    prov = json.loads(files[1].read_text())
+    old = prov.get("config", {})
+    for key in ("n_visits", "level", "reml_intervals"):
+        if old.get(key) != getattr(config, key):
+            raise InputError(
+                f"cannot reuse rows from {folder}: it was run with {key}="
+                f"{old.get(key)!r}, this study has {getattr(config, key)!r}."
+            )
+    if prov.get("master_seed") != config.seed:
+        raise InputError(
+            f"cannot reuse rows from {folder}: its master seed is "
+            f"{prov.get('master_seed')!r}, this study's {config.seed}."
+        )
+    previous = pd.read_csv(files[0])
+    if "centered" not in previous:
+        previous["centered"] = np.nan
+    rows = []
+    for n_cafes, replicate in config.tasks():
+        for engine in engines_:
+            part = previous[(previous["n_cafes"] == n_cafes)
+                            & (previous["replicate"] == replicate)
+                            & (previous["engine"] == engine)]
+            if part.empty:
+                raise InputError(
+                    f"cannot reuse {engine} rows from {folder}: replicate "
+                    f"{replicate} of the {n_cafes}-cafe design is not there."
+                )
+            seeds = replicate_seeds(config.seed, n_cafes, replicate)
+            if not (part["data_seed"] == seeds[0]).all():
+                raise InputError(
+                    f"cannot reuse {engine} rows from {folder}: replicate "
+                    f"{replicate} of {n_cafes} cafes has another data seed."
+                )
+            rows.append(part)
+    record = {
+        "from": str(folder),
+        "engines": list(engines_),
+        "their_command": prov.get("command"),
+        "their_git": prov.get("git"),
+        "their_date": prov.get("date"),
+    }
+    return pd.concat(rows, ignore_index=True)[list(LONG_COLUMNS)], record

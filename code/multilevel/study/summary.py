@@ -180,3 +180,61 @@ def bias_reading(bias: float, se: float) -> str:
     if abs(bias) <= 2 * se:
         return "within two Monte Carlo standard errors of zero"
     return "an underestimate" if bias < 0 else "an overestimate"
+
+
+def pymc_failures(long: pd.DataFrame, thresholds: dict) -> pd.DataFrame:
+    """How many PyMC fits of each design failed the diagnostics, and why.
+
+    One row per number of cafes (index ``n_cafes``): ``fits`` (PyMC fits
+    that returned, i.e. not ``error``), ``failed`` (labelled
+    ``diagnostics_failed``), and how many broke each rule of ``thresholds``
+    (the provenance's ``pymc_thresholds``): ``r_hat`` (largest r-hat at or
+    above ``r_hat_max_below``), ``ess`` (smallest bulk ESS below
+    ``ess_bulk_min_at_least``), ``divergent`` (more divergences than
+    ``divergences``); a fit can break several. ``centred`` counts the fits
+    that sampled the centred form, and ``failed_centred`` /
+    ``failed_non_centred`` the failures by form (all NaN when the table does
+    not record the form).
+    """
+    need = {"n_cafes", "replicate", "engine", "status", "r_hat_max",
+            "ess_bulk_min", "divergences"}
+    if not isinstance(long, pd.DataFrame) or need - set(long.columns):
+        missing = sorted(need - set(getattr(long, "columns", [])))
+        raise InputError(
+            f"pymc_failures needs the study's long table; missing columns "
+            f"{missing}."
+        )
+    keys = ("r_hat_max_below", "ess_bulk_min_at_least", "divergences")
+    if not isinstance(thresholds, dict) or set(keys) - set(thresholds):
+        raise InputError(
+            f"thresholds must be the provenance's pymc_thresholds with "
+            f"{', '.join(keys)}; got {thresholds!r}."
+        )
+    fits = long[(long["engine"] == "pymc") & (long["status"] != "error")]
+    fits = fits.drop_duplicates(["n_cafes", "replicate"])
+    if fits.empty:
+        raise InputError("the table has no PyMC fits to count.")
+    failed = fits["status"] == "diagnostics_failed"
+    if "centered" in fits and fits["centered"].notna().all():
+        centred = fits["centered"].astype(str).str.lower() == "true"
+    else:
+        centred = pd.Series(np.nan, index=fits.index)
+    parts = pd.DataFrame({
+        "n_cafes": fits["n_cafes"],
+        "fits": 1,
+        "failed": failed.astype(int),
+        "r_hat": (fits["r_hat_max"] >= thresholds["r_hat_max_below"]).astype(int),
+        "ess": (fits["ess_bulk_min"]
+                < thresholds["ess_bulk_min_at_least"]).astype(int),
+        "divergent": (fits["divergences"]
+                      > thresholds["divergences"]).astype(int),
+        "centred": centred.astype(float),
+        "failed_centred": (failed & (centred == True)).astype(float)  # noqa: E712
+        .where(centred.notna()),
+        "failed_non_centred": (failed & (centred == False)).astype(float)  # noqa: E712
+        .where(centred.notna()),
+    })
+    out = parts.groupby("n_cafes").sum(min_count=1)
+    ints = ["fits", "failed", "r_hat", "ess", "divergent"]
+    out[ints] = out[ints].astype(int)
+    return out
