@@ -229,9 +229,9 @@ def pymc_failures(long: pd.DataFrame, thresholds: dict) -> pd.DataFrame:
         "divergent": (fits["divergences"]
                       > thresholds["divergences"]).astype(int),
         "centred": centred.astype(float),
-        "failed_centred": (failed & (centred == True)).astype(float)  # noqa: E712
+        "failed_centred": (failed & centred.eq(True)).astype(float)
         .where(centred.notna()),
-        "failed_non_centred": (failed & (centred == False)).astype(float)  # noqa: E712
+        "failed_non_centred": (failed & centred.eq(False)).astype(float)
         .where(centred.notna()),
     })
     out = parts.groupby("n_cafes").sum(min_count=1)
