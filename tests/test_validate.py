@@ -94,3 +94,12 @@ def test_fit_arguments_checks_all_three():
         validate.fit_arguments(frame, reml=True, level=95)
     with pytest.raises(InputError, match="reml"):
         validate.fit_arguments(frame, reml="yes", level=0.95)
+
+
+def test_share_is_strictly_between_0_and_1():
+    assert validate.share("p", 0.25, what="a probability", example=0.9) == 0.25
+    for bad, message in ((1.0, "must be between 0 and 1"), (1.5, "between 0 and 1"),
+                         (0.0, "must be > 0"), (-0.1, "must be > 0"),
+                         ("0.9", "must be a real number"), (True, "real number")):
+        with pytest.raises(InputError, match=message):
+            validate.share("p", bad, what="a probability", example=0.9)

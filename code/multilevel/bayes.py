@@ -142,9 +142,13 @@ import arviz as az  # noqa: E402 (after the filter)
 import pymc as pm  # noqa: E402 (after the filter)
 import xarray as xr  # noqa: E402 (after the filter)
 
-from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS  # noqa: E402 (after the filter)
+from multilevel.data import (  # noqa: E402 (after the filter)
+    CAFE_FORMULA,
+    CAFE_GROUP,
+    CAFE_TERMS,
+    check_cafe_data,
+)
 from multilevel.design import group_levels  # noqa: E402 (after the filter)
-from multilevel.formula import check_data  # noqa: E402 (after the filter)
 
 #: The two effects of each cafe, with lme4's term names.
 EFFECTS = CAFE_TERMS
@@ -183,13 +187,7 @@ ENGINE = engines.engine("pymc")
 
 def _check_data(data: Any) -> pd.DataFrame:
     """Refuse data the cafe model cannot use, with a message that says why."""
-    validate.dataframe(
-        data,
-        hint="with columns cafe, afternoon and wait; pass e.g. "
-        "simulate_cafes(seed=1).data",
-    )
-    check_data(data, CAFE_FORMULA)
-    return data
+    return check_cafe_data(data)
 
 
 def _prior_number(where: str, value: Any, positive: bool) -> float:
@@ -774,15 +772,8 @@ def fit_pymc(
         )
     else:
         centered = validate.flag("centered", centered)
-    target_accept = validate.real_number(
-        "target_accept", target_accept, positive=True, what="a probability",
-        example=TARGET_ACCEPT,
-    )
-    if not target_accept < 1:
-        raise InputError(
-            f"target_accept must be between 0 and 1, got {target_accept!r}; "
-            f"e.g. {TARGET_ACCEPT}."
-        )
+    target_accept = validate.share("target_accept", target_accept,
+                                   what="a probability", example=TARGET_ACCEPT)
     missing = chosen.missing()
     if missing:
         raise EngineMissingError(

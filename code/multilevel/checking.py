@@ -27,11 +27,10 @@ import numpy as np
 import pandas as pd
 
 from multilevel import validate
-from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS
+from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS, check_cafe_data
 from multilevel.design import group_levels
 from multilevel.errors import InputError
 from multilevel.fit import Fit
-from multilevel.formula import check_data
 
 __all__ = [
     "afternoon_difference",
@@ -45,12 +44,7 @@ _NEEDED = ("alpha_cafe", "beta_cafe", "sigma_within")
 
 
 def _cafe_data(data: Any) -> pd.DataFrame:
-    validate.dataframe(
-        data,
-        hint="with columns cafe, afternoon and wait; pass e.g. "
-        "simulate_cafes(seed=1).data",
-    )
-    check_data(data, CAFE_FORMULA)
+    check_cafe_data(data)
     afternoon = data["afternoon"].to_numpy(dtype=float)
     if not np.isin(afternoon, (0.0, 1.0)).all():
         raise InputError(

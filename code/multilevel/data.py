@@ -32,6 +32,7 @@ import pandas as pd
 from multilevel import validate
 from multilevel.errors import InputError
 from multilevel.fit import varcorr_names
+from multilevel.formula import check_data
 
 #: The lme4 formula of the cafe model (correlated intercept and slope).
 CAFE_FORMULA = "wait ~ 1 + afternoon + (1 + afternoon | cafe)"
@@ -236,3 +237,16 @@ def simulate_cafes(
         cafes=cafes,
     )
     return CafeSimulation(data=data, truth=truth)
+
+
+def check_cafe_data(data: object) -> pd.DataFrame:
+    """``data`` if the cafe model can use it; else an error that says what is
+    wrong and how to fix it (not a DataFrame, a missing or misspelt column, a
+    non-numeric wait ...)."""
+    validate.dataframe(
+        data,
+        hint="with columns cafe, afternoon and wait; pass e.g. "
+        "simulate_cafes(seed=1).data",
+    )
+    check_data(data, CAFE_FORMULA)
+    return data

@@ -33,11 +33,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from multilevel import validate
-from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS
+from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS, check_cafe_data
 from multilevel.design import design_matrices, group_levels
 from multilevel.errors import InputError
 from multilevel.fit import Fit, cor_name, sd_name
-from multilevel.formula import check_data, parse_formula
+from multilevel.formula import parse_formula
 from multilevel.reml import fit_reml
 from multilevel.style import SERIES_COLORS, TRUTH_COLOR, WIDTH, figure, style_axes
 
@@ -520,20 +520,9 @@ def choose_parametrisation(
     the weights at their estimates to speak for the posterior: both
     non-centred.
     """
-    validate.dataframe(
-        data, hint="with columns cafe, afternoon and wait; pass e.g. "
-        "simulate_cafes(seed=1).data",
-    )
-    check_data(data, CAFE_FORMULA)
-    threshold = validate.real_number(
-        "threshold", threshold, positive=True, what="a share of information",
-        example=WELL_INFORMED,
-    )
-    if not threshold < 1:
-        raise InputError(
-            f"threshold is a share between 0 and 1, got {threshold!r}; "
-            f"e.g. {WELL_INFORMED}."
-        )
+    check_cafe_data(data)
+    threshold = validate.share("threshold", threshold,
+                               what="a share of information", example=WELL_INFORMED)
     labels, idx = group_levels(data[CAFE_GROUP])
     n = np.bincount(idx, minlength=len(labels))
     fit = fit_reml(data, CAFE_FORMULA, intervals="none")

@@ -79,6 +79,18 @@ def real_number(
     return value
 
 
+def share(name: str, value: Any, *, what: str, example: float) -> float:
+    """``value`` as a float strictly between 0 and 1 (a probability, a share);
+    ``what`` names it in the message (``"a probability"``)."""
+    value = real_number(name, value, positive=True, what=what, example=example)
+    if not value < 1:
+        raise InputError(
+            f"{name} is {what}, so it must be between 0 and 1, got {value!r}; "
+            f"pass e.g. {name}={example}."
+        )
+    return value
+
+
 def interval_level(value: Any) -> float:
     """The coverage of an interval: a number strictly between 0 and 1."""
     if (

@@ -90,14 +90,8 @@ class StudyConfig:
         validate.whole_number("tune", self.tune, 0)
         validate.whole_number("chains", self.chains, 2)
         validate.choice("parametrisation", self.parametrisation, PARAMETRISATIONS)
-        if not 0 < validate.real_number(
-            "target_accept", self.target_accept, positive=True,
-            what="a probability", example=TARGET_ACCEPT,
-        ) < 1:
-            raise InputError(
-                f"target_accept must be between 0 and 1, got "
-                f"{self.target_accept!r}; e.g. {TARGET_ACCEPT}."
-            )
+        validate.share("target_accept", self.target_accept,
+                       what="a probability", example=TARGET_ACCEPT)
         validate.choice("reml_intervals", self.reml_intervals, ("profile", "none"))
         validate.interval_level(self.level)
         if self.replicate_ids is not None:
