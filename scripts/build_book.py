@@ -10,6 +10,8 @@ Outputs (under --out):
   pdf/NAME.pdf              the book (Sphinx LaTeX builder, xelatex, latexmk),
                             named by _quarto.yml (book: output-file:, else
                             the title: one-mixed-model-two-ways.pdf)
+  pdf/NAME-student.pdf      the student edition: the same without the
+                            exercises' solutions
   notebooks/NAME.ipynb      one executed notebook per chapter
   notebooks/student/        the same without the cells tagged `solution`
   wheel/multilevel-*.whl    the package the notebooks install (also in the
@@ -27,6 +29,7 @@ non-zero with a message naming the step that failed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -66,14 +69,15 @@ def _run(cmd: list[str], step: str, cwd: Path | None = None, env=None) -> None:
         raise BuildError(f"{step} failed (exit {proc.returncode}); see above")
 
 
-def _sphinx(builder: str, root: Path, out: Path, target: Path, env) -> None:
+def _sphinx(builder: str, root: Path, out: Path, target: Path, env,
+            doctrees: str | None = None) -> None:
     cmd = [
         sys.executable, "-m", "sphinx",
         "-b", builder,
         "-W", "--keep-going",
         "-q",
         "-c", str(REPO),
-        "-d", str(out / ".doctrees" / builder),
+        "-d", str(out / ".doctrees" / (doctrees or builder)),
         str(root), str(target),
     ]  # fmt: skip
     _run(cmd, f"sphinx {builder}", env=env)
@@ -343,24 +347,42 @@ def _wheel(out: Path) -> Path:
     for old in (out / "wheel").glob("*.whl"):  # of another version
         old.unlink()
     return build_wheel(REPO, out / "wheel")
-def _build_assignments(out: Path, book, jobs: int = 1) -> list[Path]:
+def _assignment_inputs(root: Path, env) -> str:
+    """A hash of what an assignment's solutions and tests read besides its
+    notebook: the package's code and the saved results under ``results/`` and
+    ``benchmarks/``."""
+    digest = hashlib.sha256(_code_hash(env).encode())
+    for folder in ("results", "benchmarks"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _build_assignments(out: Path, book, env, jobs: int = 1) -> list[Path]:
     """``otter assign`` on every chapter with otter questions, from its
     reader's notebook (the notebooks step's output); ``jobs`` of them side by
-    side (each runs otter in its own process and folder)."""
+    side (each runs otter in its own process and folder). An assignment whose
+    master notebook and inputs are those of its last build is kept."""
     from concurrent.futures import ThreadPoolExecutor
 
     from qmd_sphinx.assign import assign_chapter, questions
     from qmd_sphinx.html import notebook_name
 
+    inputs = _assignment_inputs(book.root, env)
+
     def one(chapter) -> Path:
         qmd = book.root / chapter.path
         name = Path(notebook_name(chapter.docname)).stem
         start = time.perf_counter()
-        written = assign_chapter(qmd, out / "notebooks" / f"{name}.ipynb",
-                                 out / "assignments" / name, name)
+        folder = out / "assignments" / name
+        ran = assign_chapter(qmd, out / "notebooks" / f"{name}.ipynb", folder, name,
+                             inputs=inputs)
         _say(f"assignment {name}: {time.perf_counter() - start:.1f} s "
-             "(otter assign, solutions graded)")
-        return written
+             + ("(otter assign, solutions graded)" if ran else
+                "(unchanged since its last otter assign, kept)"))
+        return folder
 
     chapters = [c for c in book.chapters
                 if questions((book.root / c.path).read_text(encoding="utf-8"),
@@ -370,7 +392,7 @@ def _build_assignments(out: Path, book, jobs: int = 1) -> list[Path]:
 
 
 def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
-    from qmd_sphinx.html import DOWNLOADS_DIR, NOTEBOOKS_DIR
+    from qmd_sphinx.html import DOWNLOADS_DIR, NOTEBOOKS_DIR, student_pdf_name
 
     site = out / "html" / DOWNLOADS_DIR
     site.mkdir(parents=True, exist_ok=True)
@@ -379,7 +401,8 @@ def _copy_into_site(out: Path, formats: set[str], pdf_name: str) -> None:
     if "notebooks" in formats:
         shutil.copytree(out / "notebooks", site / NOTEBOOKS_DIR, dirs_exist_ok=True)
     if "pdf" in formats:
-        shutil.copy2(out / "pdf" / pdf_name, site / pdf_name)
+        for name in (pdf_name, student_pdf_name(pdf_name)):
+            shutil.copy2(out / "pdf" / name, site / name)
 
 
 def build_env(root: Path, chapters: list[str] | None, formats: set[str]) -> dict:
@@ -415,6 +438,7 @@ def build(
     root: Path, out: Path, chapters: list[str] | None, formats: set[str],
     jobs: int = 1,
 ) -> dict[str, float]:
+    from qmd_sphinx.html import student_pdf_name
     from qmd_sphinx.quarto_config import load_quarto
 
     root = root.resolve()
@@ -442,6 +466,12 @@ def build(
     if "pdf" in formats:
         timed("latex", _sphinx, "latex", root, out, out / "latex", env)
         timed("pdf", _latex_to_pdf, out / "latex", out, book.pdf_name)
+        # the student edition: the same chapters from the same execution
+        # cache, without the exercises' solutions
+        timed("latex (student)", _sphinx, "latex", root, out, out / "latex-student",
+              dict(env, QMD_SPHINX_SOLUTIONS="hide"), "latex-student")
+        timed("pdf (student)", _latex_to_pdf, out / "latex-student", out,
+              student_pdf_name(book.pdf_name))
     timed("wheel", _wheel, out)
     if "assignments" in formats:  # made from the reader's notebooks
         formats = formats | {"notebooks"}
@@ -450,7 +480,7 @@ def build(
             timed("execute", _sphinx, "dummy", root, out, out / ".dummy", env)
         timed("notebooks", _export_notebooks, out, book, whole)
     if "assignments" in formats:
-        timed("assignments", _build_assignments, out, book, jobs)
+        timed("assignments", _build_assignments, out, book, env, jobs)
     if "html" in formats:
         timed("downloads", _copy_into_site, out, formats, book.pdf_name)
     # the code the execution cache now holds the chapters' results for

@@ -342,13 +342,14 @@ def test_a_cell_needing_a_left_out_one_is_refused():
 def test_otter_assign_grades_the_solutions(tmp_path):
     """assign_chapter writes the three folders, and fails the build when a
     solution fails its own tests."""
-    from qmd_sphinx.assign import AssignError, assign_chapter
+    from qmd_sphinx.assign import KEY_FILE, AssignError, assign_chapter
 
     reader = tmp_path / "t-reader.ipynb"
     nbformat.write(_reader_notebook(), reader)
     good = tmp_path / "t.qmd"
     good.write_text(GOOD)
-    out = assign_chapter(good, reader, tmp_path / "t", "t")
+    out = tmp_path / "t"
+    assert assign_chapter(good, reader, out, "t")
     assert (out / "student" / "t.ipynb").is_file()
     assert (out / "instructor" / "t.ipynb").is_file()
     assert len(list((out / "autograder").glob("t-autograder_*.zip"))) == 1
@@ -357,6 +358,17 @@ def test_otter_assign_grades_the_solutions(tmp_path):
                                 "total = 1 + 2  # SOLUTION"))
     with pytest.raises(AssignError, match="otter assign failed"):
         assign_chapter(bad, reader, tmp_path / "bad", "t")
+    # a rebuild from the same notebook and inputs keeps the assignment; other
+    # inputs, or a changed question, run otter assign again
+    kept = tmp_path / "kept"
+    assert assign_chapter(good, reader, kept, "t", inputs="code-1")
+    student = (kept / "student" / "t.ipynb").read_bytes()
+    assert not assign_chapter(good, reader, kept, "t", inputs="code-1")
+    assert (kept / "student" / "t.ipynb").read_bytes() == student
+    assert assign_chapter(good, reader, kept, "t", inputs="code-2")
+    with pytest.raises(AssignError, match="otter assign failed"):
+        assign_chapter(bad, reader, kept, "t", inputs="code-2")
+    assert not (kept / KEY_FILE).exists()
 
 
 # --- grading checks on the built assignments -------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,41 @@ def test_pdf_has_every_chapter_every_figure_and_embedded_fonts(html_dir, chapter
     no_problems(pdf.check_pdf(PDF, titles, figures=figures))
 
 
+STUDENT_PDF = PDF.with_name(PDF.stem + "-student.pdf")
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\W+", "", text)
+
+
+def test_the_student_pdf_has_every_chapter_and_no_solution(html_dir, chapters):
+    """The student edition: every chapter and exercise of the book, none of
+    the solutions' headings or code (the lines of the reader notebooks'
+    solution cells that the PDF of the book prints)."""
+    import nbformat
+
+    titles = [site.page_title(html_dir / rel) for rel in chapters]
+    no_problems(pdf.check_pdf(STUDENT_PDF, titles))
+    full, student = pdf.pdf_text(PDF), pdf.pdf_text(STUDENT_PDF)
+    assert full.count("Solution to") > 20 and "Solution to" not in student
+    exercises = re.findall(r"^Exercise [\dA-Z]+(?:\.\d+)? \(", full, re.M)
+    assert len(exercises) > 20
+    assert exercises == re.findall(r"^Exercise [\dA-Z]+(?:\.\d+)? \(", student, re.M)
+    flat_full, flat_student = _flat(full), _flat(student)
+    solution_lines, kept = set(), set()
+    for path in sorted((BUILD / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            lines = {_flat(x) for x in cell.source.splitlines() if len(x.strip()) > 25}
+            tags = cell.metadata.get("tags", [])
+            (solution_lines if "solution" in tags else kept).update(lines)
+    printed = {x for x in solution_lines - kept if x in flat_full}
+    assert len(printed) > 20, len(printed)  # the check has something to find
+    leaked = sorted(x for x in printed if x in flat_student)
+    assert not leaked, leaked[:5]
+
+
 def test_references_read_as_quarto_prints_them(html_dir, chapters):
     """No "Equation Equation", no "Equation (2.5)", no chapter called "Section
     3": in the PDF and on every page of the site."""
@@ -221,6 +257,22 @@ def test_chapter_linter_passes_on_every_chapter():
 # --- determinism -----------------------------------------------------------
 
 
+#: Chapters that sample with MCMC. The second build takes their pages from the
+#: first build's execution cache: that their draws repeat for a seed is
+#: tested in the package (tests/test_samplers.py, every sampler;
+#: tests/test_bayes.py, also after a fresh compile), and executing them again
+#: here would cost about 350 of the 550 s of a full execution.
+MCMC = re.compile(r"\bfit_pymc\(|\bpm\.sample\(")
+
+
+def executed_again() -> list[str]:
+    """The chapter files the second build executes: every chapter that runs
+    no MCMC (the bibliography, cafes, the equations, lme4, the study ...)."""
+    book = load_quarto(BOOK_ROOT)
+    return [c.path for c in book.chapters
+            if not MCMC.search((BOOK_ROOT / c.path).read_text(encoding="utf-8"))]
+
+
 @pytest.fixture(scope="module")
 def second_build(html_dir, tmp_path_factory) -> Path:
     if os.environ.get("BOOK_BUILD_2"):
@@ -230,7 +282,22 @@ def second_build(html_dir, tmp_path_factory) -> Path:
                 f"BOOK_BUILD_2 holds no site: {second / 'index.html'} is missing"
             )
         return second
+    from jupyter_cache import get_cache
+
     out = tmp_path_factory.mktemp("second_build")
+    first = BUILD / ".jupyter_cache"
+    if not first.is_dir() or not (BUILD / ".executed-code-hash").is_file():
+        pytest.fail(f"no execution cache of the first build in {BUILD}")
+    shutil.copytree(first, out / ".jupyter_cache")
+    shutil.copy2(BUILD / ".executed-code-hash", out / ".executed-code-hash")
+    cache = get_cache(str(out / ".jupyter_cache"))
+    again = {Path(c).name for c in executed_again()}
+    dropped = set()
+    for record in cache.list_cache_records():
+        if Path(record.uri).name in again:
+            cache.remove_cache(record.pk)
+            dropped.add(Path(record.uri).name)
+    assert dropped == again, f"no cached run of {sorted(again - dropped)}"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     env.setdefault("PYTHONHASHSEED", "0")
     result = subprocess.run(
@@ -239,10 +306,21 @@ def second_build(html_dir, tmp_path_factory) -> Path:
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    # each of them executed again: the build cached a new run of it
+    rerun = {Path(r.uri).name for r in cache.list_cache_records()}
+    assert again <= rerun, f"not executed again: {sorted(again - rerun)}"
     return out / "html"
+
+
+def test_the_second_build_executes_every_chapter_without_mcmc():
+    again = executed_again()
+    assert "book/cafes.qmd" in again and "book/fit-lmer.qmd" in again
+    assert "book/fit-pymc.qmd" not in again and "book/checking.qmd" not in again
+    assert len(again) >= len(load_quarto(BOOK_ROOT).chapters) - 5
 
 
 @pytest.mark.slow
 def test_two_clean_builds_print_the_same_numbers(html_dir, second_build):
-    """Every number of every page, timings excepted, is the same in both builds."""
+    """Every number of every page, timings excepted, is the same in both
+    builds (the pages of chapters without MCMC executed twice)."""
     no_problems(determinism.compare_sites(html_dir, second_build))

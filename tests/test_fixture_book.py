@@ -219,6 +219,29 @@ def test_every_output_is_written(book):
     assert sorted(book.executions()) == sorted(CHAPTERS)
 
 
+def test_the_student_pdf_leaves_the_solutions_out(book):
+    """The student edition: every exercise, no solution (its text, its code,
+    its output), read from the same execution cache as the book."""
+    from bookcheck.pdf import pdf_text
+
+    full = pdf_text(book.out / "pdf" / PDF_NAME)
+    student = pdf_text(book.out / "pdf" / PDF_NAME.replace(".pdf", "-student.pdf"))
+    for solution in ("Solution to", "The mean is one line", "SOLUTION-MEAN",
+                     "SOLUTION-SLOPE", "solution_mean"):
+        assert solution in full, solution
+        assert solution not in student, solution
+    for exercise in ("Compute the mean wait of cafe 1", "Square the slope of",
+                     "cafe_1 = waits"):
+        assert exercise in full and exercise in student, exercise
+    assert "Student edition" in student and "Student edition" not in full
+    for name in ("chapters/model", "chapters/fits"):
+        hits = re.findall(rf"^latex: {re.escape(name)} +\d+\.\d s  cache hit$",
+                          book.output, re.M)
+        assert len(hits) == 2, (name, hits)  # the book's LaTeX run, the student's
+    site = book.out / "html" / "downloads"
+    assert (site / PDF_NAME.replace(".pdf", "-student.pdf")).is_file()
+
+
 def test_build_prints_a_line_per_chapter_and_no_kernel_noise(book):
     out = book.output
     assert "Kernel is running over TCP" not in out  # printed by every kernel

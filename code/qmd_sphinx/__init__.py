@@ -42,6 +42,7 @@ def _builder_inited(app) -> None:
     config = app.config
     STATE["root_doc"] = config.root_doc
     STATE["code_hash"] = config.qmd_code_hash
+    STATE["solutions"] = config.qmd_solutions
     latex = app.builder.format == "latex"
     STATE["toctree"] = config.qmd_toctree_latex if latex else config.qmd_toctree
     if latex:  # appendices come from latex_appendices, not from the toctree
@@ -109,6 +110,8 @@ def setup(app):
     app.add_config_value("qmd_bridge_hash", "", "env", str)
     app.add_config_value("qmd_downloads", ["notebooks", "pdf"], "html", list)
     app.add_config_value("qmd_pdf_name", "BOOK.pdf", "html", str)
+    # False: the student edition, without the exercises' solutions
+    app.add_config_value("qmd_solutions", True, "env", bool)
 
     app.connect("builder-inited", _builder_inited)
     app.connect("source-read", _source_read)
@@ -128,6 +131,7 @@ def setup(app):
     app.add_post_transform(numbering.QuartoReferences)
     app.add_transform(transforms.QuartoTables)
     app.add_transform(transforms.RequireAltText)
+    app.add_transform(transforms.DropSolutions)
     app.add_post_transform(transforms.ExerciseLatexLabels)
     app.add_post_transform(transforms.LatexPreface)
     app.add_post_transform(transforms.LatexUnnumberedAppendices)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import re
 import shutil
 import subprocess
@@ -461,17 +462,45 @@ class AssignError(RuntimeError):
     pass
 
 
+#: the file in an assignment's folder that records what it was built from
+KEY_FILE = ".assign-key"
+
+
+def assignment_key(master, inputs: str = "") -> str:
+    """What an assignment is built from: the master notebook's cell sources
+    (outputs aside: otter executes the notebook again), otter's version and
+    ``inputs``, the caller's hash of everything else the solutions read
+    (the package's code, saved results)."""
+    import otter
+
+    digest = hashlib.sha256()
+    for part in (otter.__version__, inputs, *(f"{c.cell_type}\0{c.source}"
+                                              for c in master.cells)):
+        digest.update(part.encode("utf-8") + b"\1")
+    return digest.hexdigest()
+
+
 def assign_chapter(qmd: Path, reader_nb: Path, out: Path, name: str,
-                   timeout: float = 600) -> Path:
-    """``out/{student,autograder,instructor}/`` for one chapter; returns ``out``.
+                   timeout: float = 600, inputs: str | None = None) -> bool:
+    """``out/{student,autograder,instructor}/`` for one chapter.
 
     ``otter assign`` executes the solutions and grades them: a failing test
-    fails the build, with otter's output."""
+    fails the build, with otter's output. With ``inputs`` (a hash of what the
+    solutions read besides the notebook), an assignment already built from
+    the same master notebook and inputs is kept as it is; returns whether
+    otter assign ran."""
     qmd, reader_nb, out = Path(qmd), Path(reader_nb), Path(out)
     qs = questions(qmd.read_text(encoding="utf-8"), str(qmd))
     if not qs:
         raise AssignError(f"{qmd}: no otter questions")
     master = master_notebook(nbformat.read(reader_nb, as_version=4), qs, name)
+    key = assignment_key(master, inputs) if inputs is not None else None
+    built = [out / "student" / f"{name}.ipynb", out / "instructor" / f"{name}.ipynb"]
+    if (key is not None and (out / KEY_FILE).is_file()
+            and (out / KEY_FILE).read_text(encoding="utf-8").strip() == key
+            and all(p.is_file() for p in built)
+            and list((out / "autograder").glob(f"{name}-autograder_*.zip"))):
+        return False
     if out.exists():
         shutil.rmtree(out)
     with tempfile.TemporaryDirectory(prefix=f"assign-{name}-") as tmp:
@@ -498,7 +527,9 @@ def assign_chapter(qmd: Path, reader_nb: Path, out: Path, name: str,
         (out / "instructor").mkdir()
         shutil.copy2(result / "autograder" / f"{name}.ipynb",
                      out / "instructor" / f"{name}.ipynb")
-    return out
+    if key is not None:  # written last: a build cut short leaves no key
+        (out / KEY_FILE).write_text(key + "\n", encoding="utf-8")
+    return True
 
 
 def _solution_lines(q: Question) -> list[str]:

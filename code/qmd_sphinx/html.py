@@ -64,6 +64,11 @@ def wheel_name() -> str:
     return load_spec(Path(__file__).resolve().parents[2]).filename
 
 
+def student_pdf_name(pdf_name: str) -> str:
+    """The file name of the PDF without solutions (``BOOK-student.pdf``)."""
+    return f"{Path(pdf_name).stem}-student.pdf"
+
+
 def download_paths(docname: str, pdf_name: str) -> dict[str, str]:
     """Site-relative paths of a chapter's downloads (build_book.py puts them)."""
     name = notebook_name(docname)
@@ -72,6 +77,7 @@ def download_paths(docname: str, pdf_name: str) -> dict[str, str]:
         "student": f"{DOWNLOADS_DIR}/{NOTEBOOKS_DIR}/{STUDENT_DIR}/{name}",
         "wheel": f"{DOWNLOADS_DIR}/{wheel_name()}",
         "pdf": f"{DOWNLOADS_DIR}/{pdf_name}",
+        "student_pdf": f"{DOWNLOADS_DIR}/{student_pdf_name(pdf_name)}",
     }
 
 
@@ -130,6 +136,16 @@ def download_menu(app, pagename, templatename, context, doctree) -> None:
                 "icon": "fas fa-file-pdf",
                 "tooltip": "The whole book as a PDF",
                 "label": "download-pdf-button",
+            }
+        )
+        entries.append(
+            {
+                "type": "link",
+                "url": pathto(paths["student_pdf"], 1),
+                "text": ".pdf (student)",
+                "icon": "fas fa-file-pdf",
+                "tooltip": "The whole book as a PDF without the solutions",
+                "label": "download-student-pdf-button",
             }
         )
     group = {

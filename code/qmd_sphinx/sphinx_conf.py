@@ -19,7 +19,10 @@ Environment variables (set by ``scripts/build_book.py``):
 - ``QMD_SPHINX_BRIDGE``: the folders hashed as the bridge's code (default:
   this package; tests point it at a copy they can change);
 - ``QMD_SPHINX_DOWNLOADS``: what the download menu offers (``notebooks``,
-  ``pdf``; comma separated); default both.
+  ``pdf``; comma separated); default both;
+- ``QMD_SPHINX_SOLUTIONS``: ``hide`` builds the student edition, without the
+  exercises' solutions (their code still executes, so the execution cache
+  is the book's); default ``show``.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ LATEX_APPENDIX_NUMBERS = r"""
 \makeatother
 """
 
-def latex_title_page(book) -> str:
-    """The PDF's title page: title, subtitle, authors, version, date, licence."""
+def latex_title_page(book, solutions: bool = True) -> str:
+    """The PDF's title page: title, subtitle, authors, version, date, licence;
+    the student edition (``solutions`` false) says it has no solutions."""
     from qmd_sphinx.transforms import _latex_escape as esc
 
     lines = [
@@ -58,6 +62,9 @@ def latex_title_page(book) -> str:
     ]
     if book.subtitle:
         lines += [r"\vspace{1cm}", rf"{{\Large {esc(book.subtitle)}\par}}"]
+    if not solutions:
+        lines += [r"\vspace{1cm}", r"{\large Student edition: the exercises "
+                  r"without their solutions\par}"]
     authors = r" \\ ".join(esc(a) for a in book.authors)
     lines += [r"\vspace{2cm}", rf"{{\large {authors}\par}}"]
     lines.append(r"\vfill")
@@ -121,6 +128,9 @@ def configure(ns: dict[str, Any]) -> None:
         Path(p) for p in _split(os.environ.get("QMD_SPHINX_CODE"), os.pathsep)
     ] or [confdir / "code" / "multilevel"]
     downloads = _split(os.environ.get("QMD_SPHINX_DOWNLOADS")) or ["notebooks", "pdf"]
+    solutions = os.environ.get("QMD_SPHINX_SOLUTIONS") or "show"
+    if solutions not in ("show", "hide"):
+        raise ValueError(f"QMD_SPHINX_SOLUTIONS: 'show' or 'hide', got {solutions!r}")
 
     full = load_quarto(root)
     book = full.subset(chapters or None)
@@ -141,6 +151,7 @@ def configure(ns: dict[str, Any]) -> None:
         qmd_bridge_hash=code_hash(bridge_dirs),
         qmd_downloads=downloads,
         qmd_pdf_name=book.pdf_name,
+        qmd_solutions=solutions == "show",
         language="en",
         # Sources: only the chapters listed in _quarto.yml are read.
         exclude_patterns=["_build", "**/_build", ".venv", "**.ipynb_checkpoints"],
@@ -192,7 +203,7 @@ def configure(ns: dict[str, Any]) -> None:
             "pointsize": "11pt",
             "figure_align": "htbp",
             "preamble": LATEX_APPENDIX_NUMBERS + LATEX_TABLES + latex_metadata(book),
-            "maketitle": latex_title_page(book),
+            "maketitle": latex_title_page(book, solutions == "show"),
         },
         latex_show_urls="footnote",
     )

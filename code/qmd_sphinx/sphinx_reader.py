@@ -22,6 +22,8 @@ from typing import Any
 import nbformat
 
 CODE_HASH_KEY = "code_hash"
+#: the tag of a solution's cells (emit.py)
+SOLUTION_TAG = "solution"
 HASH_PREFIX = "# qmd-sphinx: hash of the project's code: "
 
 # Set by the Sphinx extension (qmd_sphinx.setup); read by read_qmd.
@@ -31,6 +33,7 @@ STATE: dict[str, Any] = {
     "root_doc": None,
     "toctree": None,  # MyST toctree source appended to the root document
     "code_hash": None,
+    "solutions": True,  # False: the student edition drops the solutions' text
 }
 
 
@@ -101,4 +104,10 @@ def read_qmd(text: str) -> nbformat.NotebookNode:
     path = STATE["path"] or "<string>"
     nb = reader.qmd_to_notebook(text, path=str(path))
     decorate(nb, STATE["docname"])
+    if not STATE["solutions"]:
+        # the solutions' text goes; their code cells stay (the execution
+        # cache hashes code cells only) and transforms.DropSolutions removes
+        # them from the page
+        nb.cells = [c for c in nb.cells if c.cell_type == "code"
+                    or SOLUTION_TAG not in c.metadata.get("tags", [])]
     return nb

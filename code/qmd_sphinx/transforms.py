@@ -3,6 +3,8 @@
 - :class:`QuartoTables`: a code cell with ``metadata.qmd.label = tbl-x`` and
   ``tbl-cap`` turns the first table of its output into a numbered, captioned
   table with id ``tbl-x``, so ``{numref}`tbl-x``` works in HTML and LaTeX.
+- :class:`DropSolutions`: the student edition leaves the solutions' code
+  cells off the page.
 - :class:`RequireAltText`: a figure or image without alt text is a warning
   (an error under ``-W``) naming the file and line.
 - :func:`continue_chapter_numbers`: Sphinx restarts numbering in every
@@ -76,6 +78,22 @@ class QuartoTables(SphinxTransform):
                 table.insert(0, nodes.title(caption, caption))
             table["names"].append(label)
             self.document.note_explicit_target(table, table)
+
+
+class DropSolutions(SphinxTransform):
+    """The student edition (``qmd_solutions = False``): the code cells of the
+    exercises' solutions are left off the page. The reader has already left
+    out their text (``sphinx_reader.read_qmd``); the cells themselves stay in
+    the notebook, so it executes as the book's does and hits its cache."""
+
+    default_priority = 200
+
+    def apply(self, **kwargs) -> None:
+        if self.config.qmd_solutions:
+            return
+        for cell in list(self.document.findall(nodes.container)):
+            if "tag_solution" in cell.get("classes", []):
+                cell.parent.remove(cell)
 
 
 class RequireAltText(SphinxTransform):
