@@ -81,7 +81,11 @@ def _cores(sampler: str) -> int:
 def test_each_sampler_converges_to_the_same_posterior(sampler, cafes, reference):
     import arviz as az
 
-    fit = fit_pymc(cafes, draws=1000, tune=1000, chains=4, seed=SEED,
+    # PyMC's own NUTS runs its chains one after another here (``_cores``),
+    # at about 40 times the cost of a step of the compiled samplers: it
+    # draws half as long, and its Monte Carlo errors widen the tolerance
+    draws = 500 if sampler == "pymc" else 1000
+    fit = fit_pymc(cafes, draws=draws, tune=draws, chains=4, seed=SEED,
                    sampler=sampler, cores=_cores(sampler))
     d = fit.diagnostics
     assert fit.method == f"NUTS, {engines.sampler(sampler).label}"
@@ -116,9 +120,10 @@ def test_each_sampler_converges_to_the_same_posterior(sampler, cafes, reference)
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_each_sampler_repeats_its_draws_for_a_seed(sampler, cafes):
-    one = fit_pymc(cafes, draws=200, tune=200, chains=4, seed=SEED,
+    # short chains: the draws must repeat exactly, whatever their quality
+    one = fit_pymc(cafes, draws=50, tune=50, chains=4, seed=SEED,
                    sampler=sampler, cores=_cores(sampler))
-    two = fit_pymc(cafes, draws=200, tune=200, chains=4, seed=SEED,
+    two = fit_pymc(cafes, draws=50, tune=50, chains=4, seed=SEED,
                    sampler=sampler, cores=_cores(sampler))
     np.testing.assert_array_equal(one.raw.posterior["a_bar"].values,
                                   two.raw.posterior["a_bar"].values)
