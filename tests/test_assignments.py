@@ -14,6 +14,7 @@ worked solution reaches ``student/``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -382,10 +383,16 @@ def _assignment(chapter: str) -> Path:
     return folder
 
 
-def _otter_run(folder: Path, submission: Path, out: Path) -> dict[str, tuple]:
-    """{question: (score, possible)} of one `otter run`."""
+def _otter_run(folder: Path, submission: Path, out: Path,
+               variant: str) -> dict[str, tuple]:
+    """{question: (score, possible)} of one `otter run`, also written to
+    ``graded-<variant>.json`` beside the assignment (the scores and seconds
+    of the last grading run, as screenshots are kept beside the site)."""
     scores, seconds = otter_run(folder, submission, out, timeout=RUN_TIMEOUT)
     print(f"otter run {submission.name} ({folder.name}): {seconds:.1f} s")
+    record = {"variant": variant, "seconds": round(seconds, 1),
+              "scores": {q: list(v) for q, v in sorted(scores.items())}}
+    (folder / f"graded-{variant}.json").write_text(json.dumps(record, indent=1) + "\n")
     return scores
 
 
@@ -422,7 +429,7 @@ def graded(tmp_path_factory):
                 nb = _submission(folder, chapter, answers, tmp / f"{chapter}.ipynb")
             else:
                 nb = folder / variant / f"{chapter}.ipynb"
-            cache[chapter, variant] = _otter_run(folder, nb, tmp / "out")
+            cache[chapter, variant] = _otter_run(folder, nb, tmp / "out", variant)
         return cache[chapter, variant]
 
     return grade
