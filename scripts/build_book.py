@@ -225,8 +225,11 @@ def _execute_in_parallel(root: Path, out: Path, book, env, jobs: int) -> bool:
     return True
 
 
-def _latex_to_pdf(latex_dir: Path, out: Path, name: str) -> Path:
-    tex = latex_dir / f"{Path(name).stem}.tex"
+def _latex_to_pdf(latex_dir: Path, out: Path, name: str,
+                  tex_name: str | None = None) -> Path:
+    """xelatex on ``latex_dir``'s ``.tex`` (named as the PDF, or ``tex_name``)
+    into ``out/pdf/name``."""
+    tex = latex_dir / f"{Path(tex_name or name).stem}.tex"
     if not tex.is_file():
         raise BuildError(f"the LaTeX builder wrote no {tex}")
     if shutil.which("latexmk") is None or shutil.which("xelatex") is None:
@@ -471,7 +474,7 @@ def build(
         timed("latex (student)", _sphinx, "latex", root, out, out / "latex-student",
               dict(env, QMD_SPHINX_SOLUTIONS="hide"), "latex-student")
         timed("pdf (student)", _latex_to_pdf, out / "latex-student", out,
-              student_pdf_name(book.pdf_name))
+              student_pdf_name(book.pdf_name), book.pdf_name)
     timed("wheel", _wheel, out)
     if "assignments" in formats:  # made from the reader's notebooks
         formats = formats | {"notebooks"}
