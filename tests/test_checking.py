@@ -1,10 +1,13 @@
 """Tests of multilevel.checking against references it does not compute itself:
 lme4's resid() and fitted() on the reference cafes, pandas group statistics,
 the normal model's moments, and the uniformity of the posterior predictive
-p-value when the replicates come from the model that made the data."""
+p-value when the replicates come from the model that made the data, and
+the draws and settings of a real PyMC fit."""
 
 from __future__ import annotations
 
+import functools
+import statistics
 import types
 from pathlib import Path
 
@@ -15,15 +18,19 @@ import xarray as xr
 from scipy import stats
 
 from multilevel.checking import (
+    READINGS,
     afternoon_difference,
     max_cafe_sd,
     posterior_predictive,
+    ppp_reading,
     ppp_value,
     residuals,
+    sampler_row,
+    spread_ratio,
 )
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
-from multilevel.fit import Fit, varcorr_names
+from multilevel.fit import ESS_BULK_MIN, R_HAT_MAX, Fit, varcorr_names
 from multilevel.reml import fit_reml
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -138,6 +145,81 @@ def test_residuals_refuse_bad_input(reference_cafes, reference_reml):
         residuals(fit, reference_cafes.drop(columns="wait"))
 
 
+# ------------------------------------------------------------ spread ratio
+
+
+def _residual_frame(fitted, residual) -> pd.DataFrame:
+    return pd.DataFrame({"fitted": np.asarray(fitted, float),
+                         "residual": np.asarray(residual, float)})
+
+
+def test_spread_ratio_is_the_sd_of_the_upper_half_over_the_lower():
+    # distinct fitted values, an even count: the median split is the sorted
+    # split in two, and each half's SD is statistics.stdev's
+    rng = np.random.default_rng(3)
+    fitted, resid = rng.normal(size=40), rng.normal(size=40)
+    order = np.argsort(fitted)
+    lower, upper = resid[order[:20]], resid[order[20:]]
+    expected = statistics.stdev(upper) / statistics.stdev(lower)
+    got = spread_ratio(_residual_frame(fitted, resid))
+    assert got == pytest.approx(expected, rel=1e-12)
+    # and the reverse ordering gives the reciprocal
+    assert spread_ratio(_residual_frame(-fitted, resid)) == pytest.approx(
+        1 / expected, rel=1e-12)
+
+
+def test_spread_ratio_puts_ties_at_the_median_in_the_lower_half():
+    fitted = [0.0, 1.0, 1.0, 1.0, 2.0, 3.0]  # median 1: three ties
+    resid = [1.0, -2.0, 0.5, 3.0, 4.0, -1.0]
+    expected = statistics.stdev([4.0, -1.0]) / statistics.stdev(
+        [1.0, -2.0, 0.5, 3.0])
+    assert spread_ratio(_residual_frame(fitted, resid)) == pytest.approx(
+        expected, rel=1e-12)
+
+
+def test_spread_ratio_finds_a_spread_that_doubles():
+    # residual SD 1 below the median fitted value and 2 above: the ratio
+    # is 2 within 4 standard errors of a log ratio of two sample SDs,
+    # sqrt(1 / (2 (m - 1)) + 1 / (2 (m - 1))) for halves of m visits
+    rng = np.random.default_rng(8)
+    m = 2000
+    fitted = np.sort(rng.uniform(0, 5, size=2 * m))
+    sd = np.where(np.arange(2 * m) < m, 1.0, 2.0)
+    resid = rng.normal(size=2 * m) * sd
+    ratio = spread_ratio(_residual_frame(fitted, resid))
+    assert abs(np.log(ratio) - np.log(2)) < 4 * np.sqrt(1 / (m - 1))
+    # a constant spread reads about 1 (the gate is not always 2)
+    flat_resid = np.random.default_rng(9).normal(size=2 * m)
+    flat = spread_ratio(_residual_frame(fitted, flat_resid))
+    assert abs(np.log(flat)) < 4 * np.sqrt(1 / (m - 1))
+    # the ratio does not depend on the residuals' unit
+    assert spread_ratio(_residual_frame(fitted, 60 * resid)) == pytest.approx(
+        ratio, rel=1e-12)
+
+
+def test_spread_ratio_of_a_fit_reads_its_residuals(reference_cafes,
+                                                    reference_reml):
+    res = residuals(reference_reml, reference_cafes)
+    high = res["fitted"] > res["fitted"].median()
+    by_pandas = (res.loc[high, "residual"].std()
+                 / res.loc[~high, "residual"].std())
+    assert spread_ratio(res) == pytest.approx(by_pandas, rel=1e-12)
+
+
+def test_spread_ratio_refuses_bad_input():
+    good = _residual_frame([1.0, 2.0, 3.0, 4.0], [0.1, -0.2, 0.3, -0.1])
+    with pytest.raises(InputError, match="DataFrame"):
+        spread_ratio(good.to_numpy())
+    with pytest.raises(InputError, match=r"missing \['residual'\]"):
+        spread_ratio(good[["fitted"]])
+    with pytest.raises(InputError, match="NaN"):
+        spread_ratio(good.assign(residual=[0.1, np.nan, 0.3, 0.2]))
+    with pytest.raises(InputError, match="all equal"):
+        spread_ratio(good.assign(fitted=2.0))
+    with pytest.raises(InputError, match="each half needs two"):
+        spread_ratio(good.iloc[:3])
+
+
 # ------------------------------------------------------- posterior predictive
 
 
@@ -248,6 +330,7 @@ def test_ppp_value_known_answers():
     assert ppp_value(np.array([3.0]), [3.0, 3.0]) == 1.0  # ties count
 
 
+@functools.cache
 def _p_values(sigma_scale: float, n_sets: int = 300, n_rep: int = 400):
     """p-values of max_cafe_sd for data sets drawn from one cafe model,
     with replicates from the same model whose sigma is scaled."""
@@ -290,16 +373,65 @@ def test_ppp_value_refuses_bad_input():
         ppp_value(1.0, [np.nan, 1.0])
 
 
+def test_ppp_reading_known_answers():
+    assert ppp_reading(0.01) == "above"  # few replicates reach the data
+    assert ppp_reading(0.99) == "below"
+    assert ppp_reading(0.5) == "inside"
+    assert ppp_reading(0.05) == ppp_reading(0.95) == "inside"  # strict
+    assert ppp_reading(0) == "above" and ppp_reading(1) == "below"
+    assert ppp_reading(0.08, level=0.1) == "above"
+    assert ppp_reading(np.float64(0.97)) == "below"
+
+
+def test_ppp_reading_of_one_minus_p_is_the_other_way():
+    flip = {"above": "below", "below": "above", "inside": "inside"}
+    for p in (np.arange(200) + 0.5) / 200:  # none on a level's edge
+        for level in (0.01, 0.05, 0.2):
+            assert ppp_reading(p, level) in READINGS
+            assert ppp_reading(1 - p, level) == flip[ppp_reading(p, level)]
+
+
+def test_ppp_reading_flags_each_tail_at_its_level_when_the_model_is_right():
+    # p-values of data drawn from the replicates' own model are uniform, so
+    # each tail is read in a share `level` of the data sets, within 4
+    # binomial standard errors
+    ps = _p_values(1.0)
+    readings = np.array([ppp_reading(p) for p in ps])
+    se = np.sqrt(0.05 * 0.95 / len(ps))
+    for tail in ("above", "below"):
+        assert abs((readings == tail).mean() - 0.05) < 4 * se
+    # replicates with too small a sigma: the data read "above" far too often
+    wrong = np.array([ppp_reading(p) for p in _p_values(0.7)])
+    assert (wrong == "above").mean() > 0.05 + 4 * se
+
+
+def test_ppp_reading_refuses_bad_input():
+    for p in (-0.1, 1.2, np.nan, True, "0.5", None):
+        with pytest.raises(InputError, match="a number from 0 to 1"):
+            ppp_reading(p)
+    for level in (0, 0.5, 0.7, -0.1):
+        with pytest.raises(InputError, match="level"):
+            ppp_reading(0.3, level=level)
+
+
+@pytest.fixture(scope="module")
+def small_pymc():
+    """(simulation, fit_pymc's fit): five cafes, two chains of 300 draws."""
+    from multilevel.bayes import fit_pymc
+
+    sim = simulate_cafes(seed=5, n_cafes=5, n_visits=4)
+    return sim, fit_pymc(sim.data, seed=5, draws=300, tune=300, chains=2)
+
+
 @pytest.mark.slow
-def test_replicates_match_pymcs_own_posterior_predictive():
+def test_replicates_match_pymcs_own_posterior_predictive(small_pymc):
     """PyMC's sample_posterior_predictive on the same draws is a second
     engine: per visit, the two agree in mean and SD up to Monte Carlo error."""
     import pymc as pm
 
-    from multilevel.bayes import cafe_model, fit_pymc
+    from multilevel.bayes import cafe_model
 
-    sim = simulate_cafes(seed=5, n_cafes=5, n_visits=4)
-    fit = fit_pymc(sim.data, seed=5, draws=300, tune=300, chains=2)
+    sim, fit = small_pymc
     ours = posterior_predictive(fit, sim.data, seed=1)
     with cafe_model(sim.data):
         theirs = pm.sample_posterior_predictive(
@@ -318,3 +450,60 @@ def test_replicates_match_pymcs_own_posterior_predictive():
     t_ours = max_cafe_sd(ours, sim.data)
     t_theirs = max_cafe_sd(theirs, sim.data)
     assert stats.ks_2samp(t_ours, t_theirs).pvalue > 0.001
+
+
+# ------------------------------------------------------------ sampler rows
+
+
+def _with_diagnostics(**diagnostics) -> Fit:
+    sim = simulate_cafes(seed=2, n_cafes=4, n_visits=2)
+    fit = _truth_fit(sim, chains=2, draws=5)
+    fit.diagnostics = {"target_accept": 0.8, "divergences": 0,
+                       "r_hat_max": 1.002, "ess_bulk_min": 812.4,
+                       **diagnostics}
+    return fit
+
+
+def test_sampler_row_reads_the_settings_and_applies_the_rule():
+    row = sampler_row(_with_diagnostics())
+    assert row == {"target_accept": 0.8, "divergences": 0, "r_hat_max": 1.002,
+                   "ess_bulk_min": 812, "converged": True}
+    assert isinstance(row["ess_bulk_min"], int)
+    # the rule at its edges: r-hat below R_HAT_MAX, ESS at least
+    # ESS_BULK_MIN, no divergence
+    assert sampler_row(_with_diagnostics(
+        ess_bulk_min=float(ESS_BULK_MIN)))["converged"]
+    for broken in ({"r_hat_max": R_HAT_MAX}, {"divergences": 1},
+                   {"ess_bulk_min": ESS_BULK_MIN - 0.5},
+                   {"r_hat_max": float("nan")}):
+        assert not sampler_row(_with_diagnostics(**broken))["converged"]
+
+
+def test_sampler_row_refuses_a_fit_without_sampler_diagnostics(
+        reference_reml):
+    with pytest.raises(InputError, match="from numpy"):
+        sampler_row(reference_reml)
+    with pytest.raises(InputError, match="got dict"):
+        sampler_row({"r_hat_max": 1.0})
+    fit = _with_diagnostics()
+    del fit.diagnostics["target_accept"]
+    with pytest.raises(InputError, match="target_accept"):
+        sampler_row(fit)
+
+
+@pytest.mark.slow
+def test_sampler_row_of_a_pymc_fit_agrees_with_its_draws(small_pymc):
+    """The settings and counts of a real fit, read from the draws and the
+    sampler's defaults rather than from its diagnostics."""
+    import arviz as az
+
+    from multilevel.bayes import TARGET_ACCEPT
+
+    _, fit = small_pymc
+    row = sampler_row(fit)
+    assert row["target_accept"] == TARGET_ACCEPT
+    assert row["divergences"] == int(fit.raw.sample_stats["diverging"].sum())
+    scalars = fit.raw.posterior[["a_bar", "b_bar", "sigma_within"]]
+    assert row["r_hat_max"] >= float(az.rhat(scalars).to_array().max())
+    assert row["ess_bulk_min"] <= float(
+        az.ess(scalars, method="bulk").to_array().min()) + 0.5

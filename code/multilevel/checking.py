@@ -1,6 +1,6 @@
 """Checking a fitted cafe model against its data.
 
-Three tools, each small enough to read:
+Small tools, each short enough to read:
 
 * :func:`residuals`: each visit's fitted wait and residual from a Fit's
   group coefficients, ``fitted_i = alpha_j + beta_j A_i`` for the cafe j of
@@ -10,9 +10,14 @@ Three tools, each small enough to read:
 * :func:`posterior_predictive`: replicated waits, one data set per posterior
   draw, ``W_rep = alpha_j + beta_j A_i + sigma * e`` with standard normal
   ``e``: the model's own answer to "what data would I expect?".
+* :func:`spread_ratio`: the residuals' SD above the median fitted value
+  over their SD below it, a number for the funnel a residual plot shows.
 * :func:`max_cafe_sd`, :func:`afternoon_difference` (test statistics) and
   :func:`ppp_value`, the share of replicated data sets whose statistic is at
-  least the observed one (the posterior predictive p-value).
+  least the observed one (the posterior predictive p-value), and
+  :func:`ppp_reading`, which way a p-value near 0 or 1 points.
+* :func:`sampler_row`: one row of a table of sampler runs, the settings and
+  the convergence diagnostics a Fit from fit_pymc carries.
 
 Nothing here imports PyMC: a PyMC Fit's draws are read from its ``raw``
 InferenceData (``posterior`` with ``alpha_cafe``, ``beta_cafe`` and
@@ -21,6 +26,7 @@ InferenceData (``posterior`` with ``alpha_cafe``, ``beta_cafe`` and
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -30,14 +36,17 @@ from multilevel import validate
 from multilevel.data import CAFE_FORMULA, CAFE_GROUP, CAFE_TERMS, check_cafe_data
 from multilevel.design import group_levels
 from multilevel.errors import InputError
-from multilevel.fit import Fit
+from multilevel.fit import Fit, converged
 
 __all__ = [
     "afternoon_difference",
     "max_cafe_sd",
     "posterior_predictive",
+    "ppp_reading",
     "ppp_value",
     "residuals",
+    "sampler_row",
+    "spread_ratio",
 ]
 
 _NEEDED = ("alpha_cafe", "beta_cafe", "sigma_within")
@@ -238,3 +247,105 @@ def ppp_value(observed: Any, replicated: Any) -> float:
             "statistic could not be computed for some data set."
         )
     return float(np.mean(rep >= obs.item()))
+
+
+def spread_ratio(res: pd.DataFrame) -> float:
+    """The residuals' SD where the fitted value is above its median, over
+    their SD where it is not.
+
+    ``res`` has columns ``fitted`` and ``residual`` (the frame of
+    :func:`residuals`). The visits split at the median fitted value: those
+    with ``fitted > median`` against the rest (ties at the median, common
+    when visits of one cafe share a fitted value, fall in the lower half);
+    each half gets a sample SD (ddof 1). Near 1 when the spread does not
+    change with the fitted value, as the model says; well above 1 is the
+    funnel of a spread that grows with the wait.
+    """
+    res = validate.dataframe(res, hint="pass the frame residuals() returns")
+    missing = [c for c in ("fitted", "residual") if c not in res.columns]
+    if missing:
+        raise InputError(
+            f"spread_ratio needs the columns fitted and residual, missing "
+            f"{missing}; pass the frame residuals() returns."
+        )
+    fitted = res["fitted"].to_numpy(dtype=float)
+    resid = res["residual"].to_numpy(dtype=float)
+    if not (np.isfinite(fitted).all() and np.isfinite(resid).all()):
+        raise InputError(
+            "fitted or residual holds NaN or infinite values; drop those "
+            "visits first."
+        )
+    high = fitted > np.median(fitted)
+    if min(high.sum(), (~high).sum()) < 2:
+        raise InputError(
+            f"spread_ratio splits the visits at the median fitted value, "
+            f"which left {int(high.sum())} above it and {int((~high).sum())} "
+            "at or below: each half needs two visits or more (fitted values "
+            "that are all equal cannot show a change of spread)."
+        )
+    return float(resid[high].std(ddof=1) / resid[~high].std(ddof=1))
+
+
+#: what :func:`ppp_reading` returns
+READINGS = ("above", "below", "inside")
+
+
+def ppp_reading(p: Any, level: float = 0.05) -> str:
+    """Which way a posterior predictive p-value points.
+
+    ``"above"`` when ``p < level`` (few replicates reach the observed
+    statistic: the data are more extreme upwards than the model produces),
+    ``"below"`` when ``p > 1 - level`` (almost all replicates exceed it:
+    more extreme downwards), else ``"inside"``. A p-value of a check is
+    read as a measure of surprise, not a test at a level (it is not
+    uniform when the model is fitted to the same data); ``level`` says
+    where surprise starts, 0.05 by default.
+    """
+    if (isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real)
+            or not 0 <= p <= 1):
+        raise InputError(
+            f"p must be a p-value, a number from 0 to 1, got {p!r}; pass "
+            "ppp_value()'s result."
+        )
+    level = validate.share("level", level, what="a tail probability",
+                           example=0.05)
+    if not level < 0.5:
+        raise InputError(
+            f"level is the probability of each tail, so below 0.5, got "
+            f"{level!r}; pass e.g. level=0.05."
+        )
+    if p < level:
+        return "above"
+    if p > 1 - level:
+        return "below"
+    return "inside"
+
+
+def sampler_row(fit: Fit) -> dict[str, Any]:
+    """A PyMC fit's sampler settings and convergence diagnostics, as one
+    row of a table comparing runs.
+
+    ``target_accept``, ``divergences``, ``r_hat_max`` (the largest r-hat),
+    ``ess_bulk_min`` (the smallest bulk ESS, rounded to a whole number) and
+    ``converged``, the book's rule (:func:`multilevel.fit.converged`) on
+    them. Put rows of several fits in one frame with
+    ``pd.DataFrame([sampler_row(f) for f in fits], index=names)``.
+    """
+    needed = ("target_accept", "divergences", "r_hat_max", "ess_bulk_min")
+    diagnostics = getattr(fit, "diagnostics", None)
+    if not isinstance(fit, Fit) or any(k not in diagnostics for k in needed):
+        raise InputError(
+            "sampler_row needs a Fit from fit_pymc, whose diagnostics hold "
+            f"{', '.join(needed)}; got {type(fit).__name__}"
+            + (f" from {fit.engine}" if isinstance(fit, Fit) else "")
+            + "."
+        )
+    d = diagnostics
+    ess = float(d["ess_bulk_min"])
+    return {
+        "target_accept": float(d["target_accept"]),
+        "divergences": int(d["divergences"]),
+        "r_hat_max": float(d["r_hat_max"]),
+        "ess_bulk_min": round(ess) if np.isfinite(ess) else ess,
+        "converged": converged(d),
+    }
