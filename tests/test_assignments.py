@@ -24,6 +24,7 @@ import yaml
 
 from qmd_sphinx.assign import (
     Question,
+    _worked_solution,
     check_left_out,
     leaks,
     master_notebook,
@@ -337,6 +338,24 @@ def test_a_cell_needing_a_left_out_one_is_refused():
     nb.cells[1].source = "%%R\nslow <- 2"  # R names are not Python's
     nb.cells[2].source = "print(1)"
     check_left_out(nb.cells, "t")
+    # an R cell gives Python the names of its -o and reads those of its -i
+    nb.cells[1].source = "%%R -o by_hand,other\nby_hand <- 2; other <- 3"
+    nb.cells[2].source = "print(by_hand)"
+    with pytest.raises(ValueError, match="reads by_hand, which only cells"):
+        check_left_out(nb.cells, "t")
+    nb.cells[1].metadata["tags"] = []  # kept
+    nb.cells.insert(1, _tagged("waits = [1, 2]", "no-assignment"))
+    nb.cells[2].source = "%%R -i waits -o by_hand\nby_hand <- mean(waits)"
+    with pytest.raises(ValueError, match="reads waits, which only cells"):
+        check_left_out(nb.cells, "t")
+
+
+def test_a_worked_r_solution_keeps_its_magic_first():
+    worked = _worked_solution([_tagged("%%R -o x\nx <- 1", "solution"),
+                               _tagged("y = 2", "solution")])
+    assert worked[0].source == ("%%R -o x\n# BEGIN SOLUTION NO PROMPT\nx <- 1\n"
+                                "# END SOLUTION")
+    assert worked[1].source == "# BEGIN SOLUTION NO PROMPT\ny = 2\n# END SOLUTION"
 
 
 @pytest.mark.slow

@@ -293,6 +293,18 @@ def _test_cell(snippet: Snippet, hidden: bool):
     return _code(source)
 
 
+def _split_magic(source: str) -> tuple[str, str]:
+    """(the cell magic line with its newline, or "", the rest)."""
+    if source.startswith("%%"):
+        first, _, rest = source.partition("\n")
+        return first + "\n", rest
+    return "", source
+
+
+#: the Python names an R cell takes in (``-i a,b``) and gives back (``-o x``)
+R_NAMES = re.compile(r"(?:^|\s)(-i|--input|-o|--output)[ =]+([\w,]+)")
+
+
 def _worked_solution(cells):
     """The chapter's solution cells for the instructor only: markdown is a
     solution cell otter drops; code is wrapped so nothing of it is left."""
@@ -305,7 +317,9 @@ def _worked_solution(cells):
             del cell.metadata["tags"]
         if cell.cell_type == "code":
             cell.metadata["tags"] = [*tags, WORKED_TAG]
-            cell.source = ("# BEGIN SOLUTION NO PROMPT\n" + cell.source
+            # a cell magic (%%R) must stay the cell's first line
+            magic, rest = _split_magic(cell.source)
+            cell.source = (magic + "# BEGIN SOLUTION NO PROMPT\n" + rest
                            + "\n# END SOLUTION")
             cell.outputs = []
             cell.execution_count = None
@@ -341,10 +355,16 @@ def assignment_config(name: str, seed: int | None) -> str:
 
 
 def _names(source: str) -> tuple[set[str], set[str]]:
-    """(names a code cell binds, names it reads); an R cell (``%%R``) binds
-    and reads no Python name, and IPython's ``%`` lines are skipped."""
+    """(names a code cell binds, names it reads); an R cell (``%%R``) reads
+    the Python names of its ``-i`` and binds those of its ``-o`` (the names
+    of R's own session are not followed), and IPython's ``%`` lines are
+    skipped."""
     if source.lstrip().startswith("%%"):
-        return set(), set()
+        bound, read = set(), set()
+        for flag, names in R_NAMES.findall(source.lstrip().splitlines()[0]):
+            (read if flag in ("-i", "--input") else bound).update(
+                n for n in names.split(",") if n)
+        return bound, read
     code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
                      for line in source.splitlines())
     tree = ast.parse(code)
