@@ -111,6 +111,11 @@ def test_the_weights_are_the_generalised_eigenvalues_of_the_cafes_data():
     assert summary["weight_median"] == pytest.approx(np.median(expected))
     assert summary["weight_max"] == pytest.approx(max(expected))
     assert summary["n_groups"] == len(labels)
+    # the rows in another order: each cafe keeps its own weight
+    shuffled = data.sample(frac=1.0, random_state=np.random.default_rng(2))
+    again = choose_parametrisation(shuffled).weights.set_index("group")
+    np.testing.assert_allclose(again.loc[weights.index, "weight"],
+                               weights["weight"], rtol=1e-6)
 
 
 def test_the_threshold_decides():

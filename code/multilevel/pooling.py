@@ -532,8 +532,10 @@ def choose_parametrisation(
     if not singular:
         S = fit.S.to_numpy()
         sigma = float(fit.varcorr.loc["sigma", "estimate"])
-        for j in range(len(labels)):
-            Z_j = np.column_stack([np.ones(n[j]), A[idx == j]])
+        # each cafe's afternoon column, from one sort (not a scan per cafe)
+        by_cafe = np.split(A[np.argsort(idx, kind="stable")], np.cumsum(n)[:-1])
+        for j, a_j in enumerate(by_cafe):
+            Z_j = np.column_stack([np.ones(n[j]), a_j])
             # W_j is similar to a symmetric matrix: its eigenvalues are real
             W = shrinkage_weight(Z_j, S, sigma)
             weights[j] = float(np.min(np.linalg.eigvals(W).real))
