@@ -648,3 +648,23 @@ def test_reuse_is_refused_when_the_rows_cannot_be_the_same(tmp_path, capsys):
             "go together")
     refused(["--engines", "lmer", "--reuse-from", str(tmp_path / "nowhere"),
              "--reuse-engines", "reml", "--seed", "21"], "missing")
+
+
+def test_the_provenance_names_the_code_the_run_started_with(tmp_path, monkeypatch):
+    """The workers import the checkout as the run starts: that commit is the
+    provenance's ``git``, and a checkout that changed during the run is
+    recorded beside it (``git_at_end``), not in its place."""
+    from multilevel.study import cli
+
+    states = iter([{"commit": "a" * 40, "code_dirty": False},
+                   {"commit": "b" * 40, "code_dirty": True}])
+    monkeypatch.setattr(cli._provenance, "git_state", lambda: next(states))
+    long, _, _ = _saved()
+    part = long[(long["n_cafes"] == 5) & (long["replicate"] < 2)]
+    monkeypatch.setattr(cli, "run_study", lambda config, **kwargs: part.copy())
+    assert cli.main(["--quick", "--seed", "14", "--no-progress",
+                     "--out", str(tmp_path)]) == 0
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["git"] == {"commit": "a" * 40, "code_dirty": False}
+    assert prov["git_at_end"] == {"commit": "b" * 40, "code_dirty": True}
+    assert prov["date"] <= prov["date_finished"]

@@ -180,6 +180,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                   "pip install distributed", file=sys.stderr)
             return 2
         client = Client(args.scheduler)
+    # the code the workers import is the checkout's as the run starts
+    started = _provenance.record("multilevel.study", argv)
     t0 = time.perf_counter()
     try:
         long = run_study(
@@ -198,6 +200,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     long.to_csv(out / "replicates.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     prov = provenance(config, argv, wall, args.workers)
+    if prov["git"] != started["git"]:  # the checkout changed during the run
+        prov["git_at_end"] = prov["git"]
+    prov["date_finished"] = prov["date"]
+    prov["git"], prov["date"] = started["git"], started["date"]
     prov["machine"]["scheduler"] = args.scheduler  # None: this machine
     prov["reused"] = reuse_record  # None: every engine was run here
     prov["counts"] = {
