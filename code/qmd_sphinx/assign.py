@@ -51,14 +51,13 @@ import nbformat
 import yaml
 
 from .blocks import Chunk, Div
-from .emit import parse
+from .emit import SOLUTION_TAG, parse
 from .errors import QmdSyntaxError
 
 CONFIG_KEYS = {"name", "points", "manual"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 ROLES = ("answer", "test", "hidden test")
 FENCE_RE = re.compile(r"^(`{3,})(.*)$")
-SOLUTION_TAG = "solution"  # the reader notebook's solution cells
 WORKED_TAG = "worked-solution"  # instructor-only code, empty for the student
 SEED_RE = re.compile(r"^SEED\s*=\s*(\d+)\s*$", re.MULTILINE)
 SKIP_TAG = "no-assignment"  # `#| tags: [no-assignment]`: not in the assignment

@@ -42,6 +42,9 @@ TAG_OPTIONS = {
 }
 INLINE_IMPORT = "from qmd_sphinx.glue import show as _qmd_show"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+#: the tag of every cell of an exercise's solution (the student's notebook,
+#: the student PDF and the assignments leave them out)
+SOLUTION_TAG = "solution"
 
 
 class Translator:
@@ -82,7 +85,7 @@ class Translator:
         text = "\n".join(self.md).strip("\n")
         start = self.md_start or 1
         if text.strip():
-            tags = ["solution"] if self.in_solution else []
+            tags = [SOLUTION_TAG] if self.in_solution else []
             if self.inlines.pending:
                 source = "\n".join(
                     [INLINE_IMPORT]
@@ -390,7 +393,7 @@ class Translator:
             metadata["tags"] = tags
         metadata.update(self.chunk_label(opts, chunk.line))
         if self.in_solution:
-            metadata["tags"] = [*metadata.get("tags", []), "solution"]
+            metadata["tags"] = [*metadata.get("tags", []), SOLUTION_TAG]
         # myst-nb reports a code cell's nodes one line below its source_map
         # entry (its own reader maps a cell to the fence line): the entry is
         # the line before the code, so warnings name the first line of code.

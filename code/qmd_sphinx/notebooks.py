@@ -40,7 +40,7 @@ from qmd_sphinx.nbmarkdown import (
     cited_keys,
     jupyter_notebook,
 )
-from qmd_sphinx.sphinx_reader import INLINE_FIGURES, is_hash_cell
+from qmd_sphinx.sphinx_reader import INLINE_FIGURES, SOLUTION_TAG, is_hash_cell
 from qmd_sphinx.streams import merge_streams
 
 #: the first cell of every downloaded notebook (its constants are set per
@@ -52,7 +52,6 @@ R_CODE = re.compile(r"^%%R\b|%load_ext rpy2|\bfit_lmer\(|\brpy2\b", re.M)
 GLUE_ROLE = re.compile(
     r"\{glue(?::md|:text|)?\}`([^`]+?)(?::(?:commonmark|gfm|myst))?`"
 )
-SOLUTION_TAG = "solution"
 
 
 class NotebookExportError(RuntimeError):

@@ -21,9 +21,9 @@ from typing import Any
 
 import nbformat
 
+from qmd_sphinx.emit import SOLUTION_TAG
+
 CODE_HASH_KEY = "code_hash"
-#: the tag of a solution's cells (emit.py)
-SOLUTION_TAG = "solution"
 HASH_PREFIX = "# qmd-sphinx: hash of the project's code: "
 
 # Set by the Sphinx extension (qmd_sphinx.setup); read by read_qmd.
