@@ -102,12 +102,16 @@ def _holds_bibliography(path: Path) -> bool:
                      re.M) is not None
 
 
+#: a chapter's MCMC fits (what makes a chapter slow to execute)
+MCMC_CALL = re.compile(r"\bfit_pymc\(|\bpm\.sample\(")
+
+
 def _guess_seconds(text: str) -> float:
     """A chapter's execution time guessed from what it calls, for a build with
     no recorded times (a clean clone): a kernel's start, about 8 s per MCMC
     fit, 2.5 s per lme4 fit or R cell, and a little per line. Rough: it only
     has to put the long chapters into different groups."""
-    mcmc = len(re.findall(r"\bfit_pymc\(|\bpm\.sample\(", text))
+    mcmc = len(MCMC_CALL.findall(text))
     r = len(re.findall(r"\bfit_lmer\(|\blmer\(|^%%R\b", text, re.M))
     return 3 + 8 * mcmc + 2.5 * r + len(text.splitlines()) / 100
 
