@@ -62,6 +62,23 @@ def test_loglog_slope_needs_two_sizes():
         benchmark.loglog_slope([20, 20], [1.0, 2.0])
 
 
+def test_sampling_floor_is_gradients_times_steps_over_parallel_chains():
+    # 4 chains x 2000 iterations x 10 steps x 1 ms, two at a time
+    assert benchmark.sampling_floor(1e-3, 10.0, 4, 1000, 1000, 2) == (
+        pytest.approx(40.0)
+    )
+    # more cores than chains: the chains, not the cores, run at once
+    assert benchmark.sampling_floor(1e-3, 10.0, 4, 1000, 1000, 8) == (
+        pytest.approx(20.0)
+    )
+    for bad in ({"gradient": 0.0}, {"steps_per_draw": math.nan},
+                {"chains": 0}, {"tune": -1}, {"cores": 1.5}):
+        args = dict(gradient=1e-3, steps_per_draw=10.0, chains=4, draws=1000,
+                    tune=1000, cores=2) | bad
+        with pytest.raises(InputError, match=next(iter(bad))):
+            benchmark.sampling_floor(**args)
+
+
 def test_repeats_rule():
     assert benchmark._repeats_for(0.05) == 5
     assert benchmark._repeats_for(3.0) == 3
@@ -105,9 +122,35 @@ def test_saved_results_have_no_errors_and_measure_the_targets(saved):
         assert set(ok.loc[ok["engine"] == engine, "n_cafes"]) == set(
             benchmark.SIZES
         ), engine
-    # the nutpie-vs-default-sampler target needs all three at 20 cafes
-    for engine in ("nutpie_compile", "nutpie_sampling", "pymc_default"):
+    # a Bayesian fit at every size: the non-centred NumPyro one
+    assert set(ok.loc[ok["engine"] == "numpyro_noncentered", "n_cafes"]) == set(
+        benchmark.SIZES
+    )
+    # both parametrisations and nutpie at least at the smallest size
+    for engine in ("numpyro_centered", "nutpie_compile", "nutpie_sampling"):
         assert 20 in set(ok.loc[ok["engine"] == engine, "n_cafes"]), engine
+
+
+def test_saved_numpyro_fits_record_their_cost(saved, provenance):
+    """Each NumPyro fit has its diagnostics, leapfrog steps, gradient cost
+    and the floor they imply (recomputed here from its parts)."""
+    mcmc = provenance["settings"]["mcmc"]
+    details = provenance["mcmc_diagnostics"]
+    ok = saved[(saved["status"] == "ok")
+               & saved["engine"].str.startswith("numpyro")]
+    assert len(ok) >= len(benchmark.SIZES)
+    for row in ok.itertuples():
+        info = details[f"{row.engine}@{row.n_cafes}"]
+        assert info["leapfrog_steps_mean"] >= 1
+        assert info["divergences"] >= 0 and info["r_hat_max_all"] >= 1 - 1e-9
+        assert 0 < info["sampler_seconds"] < row.seconds
+        if row.engine.endswith("_warm"):
+            continue
+        assert info["gradient_seconds"] > 0
+        assert info["floor_seconds"] == pytest.approx(benchmark.sampling_floor(
+            info["gradient_seconds"], info["leapfrog_steps_mean"],
+            mcmc["chains"], mcmc["draws"], mcmc["tune"], provenance["cores"],
+        ))
 
 
 def test_saved_skips_follow_the_cap_rule(saved, provenance):
@@ -116,10 +159,20 @@ def test_saved_skips_follow_the_cap_rule(saved, provenance):
     cap = provenance["settings"]["cap_seconds"]
     predicted = provenance["predicted_seconds_of_skipped"]
     group = {"nutpie_compile": "nutpie", "nutpie_sampling": "nutpie"}
+    assert not saved["status"].str.startswith("skipped").any() or (
+        saved.loc[saved["engine"] == "numpyro_noncentered", "status"] == "ok"
+    ).all(), "the non-centred fit runs at every size, whatever the cap"
     for row in saved[saved["status"] == "skipped: over cap"].itertuples():
         name = group.get(row.engine, row.engine)
         key = f"{name}@{row.n_cafes}"
         assert key in predicted, key
+        if name.endswith("_warm"):
+            # a second fit is left out when the first took too long
+            first = saved[(saved["engine"] == name.removesuffix("_warm"))
+                          & (saved["n_cafes"] == row.n_cafes)]
+            assert first["seconds"].iloc[0] > benchmark.WARM_MAX_SECONDS
+            assert predicted[key] == pytest.approx(first["seconds"].iloc[0])
+            continue
         if name == "pymc_default" and row.n_cafes > provenance["settings"][
             "default_sampler_max_cafes"
         ]:
@@ -156,29 +209,36 @@ def test_saved_provenance_says_how(provenance):
 
 @pytest.mark.slow
 def test_quick_cli_run(tmp_path, saved):
+    """One tiny size, one short non-centred NumPyro fit: every engine has
+    its row, measured or marked as left out by quick mode."""
     out = tmp_path / "bench"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "multilevel.benchmark", "--out", str(out),
-         "--quick"],
+         "--quick", "--sizes", "6"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     live = pd.read_csv(out / "results.csv")
     assert list(live.columns) == list(saved.columns)
-    assert set(live["engine"]) == set(benchmark.ENGINES)
-    assert set(live["n_cafes"]) == set(benchmark.QUICK_SIZES)
-    assert len(live) == len(benchmark.ENGINES) * len(benchmark.QUICK_SIZES)
+    assert list(live["engine"]) == list(benchmark.ENGINES)
+    assert set(live["n_cafes"]) == {6}
     for row in live.itertuples():
         assert _valid_status(row.status), row
         assert not row.status.startswith("error"), row
         if row.status == "ok":
             assert row.seconds > 0
-    default = live[live["engine"] == "pymc_default"]
-    assert (default["status"] == "skipped: quick mode").all()
+    left_out = live[live["engine"].isin(
+        [e for e in benchmark.ENGINES
+         if e in benchmark.QUICK_SKIPS or e.startswith("nutpie")])]
+    assert (left_out["status"] == "skipped: quick mode").all()
+    measured = set(live.loc[live["status"] == "ok", "engine"])
+    assert {"fit_reml", "statsmodels", "numpyro_noncentered"} <= measured
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["settings"]["quick"] is True
-    assert prov["command"].endswith("--quick")
+    assert prov["command"].endswith("--quick --sizes 6")
+    info = prov["mcmc_diagnostics"]["numpyro_noncentered@6"]
+    assert info["leapfrog_steps_mean"] >= 1 and info["floor_seconds"] > 0
 
 
 # ------------------------------------------------------- samplers side by side

@@ -9,24 +9,46 @@ For each size (number of cafes J, 10 visits each, ``simulate_cafes`` with one
 seed) it times, in one process and one run, so every ratio compares like
 with like:
 
-==================  ==========================================================
-engine              what is timed
-==================  ==========================================================
-``lme4``            ``fit_lmer(..., profile=False)``: R's ``lmer`` plus the
-                    rpy2 transfer and the tables (Wald intervals)
-``lme4_profile``    ``fit_lmer(...)`` with profile intervals (the default)
-``lme4_in_R``       ``lmer()`` alone, timed inside R on data already in R
-``fit_reml``        ``fit_reml(..., intervals="none")`` (NumPy, this package)
-``statsmodels``     ``fit_statsmodels(...)`` (statsmodels' MixedLM)
-``nutpie_compile``  ``nutpie.compile_pymc_model(cafe_model(data))``
-``nutpie_sampling`` ``nutpie.sample``: 4 chains x 1000 draws after 1000 tune
-``pymc_default``    ``pm.sample`` (PyMC's own NUTS, same draws), compile
-                    included, only up to ``--default-sampler-max-cafes``
-==================  ==========================================================
+========================  ====================================================
+engine                    what is timed
+========================  ====================================================
+``lme4``                  ``fit_lmer(..., profile=False)``: R's ``lmer`` plus
+                          the rpy2 transfer and the tables (Wald intervals)
+``lme4_profile``          ``fit_lmer(...)`` with profile intervals (the
+                          default)
+``lme4_in_R``             ``lmer()`` alone, timed inside R (``system.time``)
+                          on data already in R
+``fit_reml``              ``fit_reml(..., intervals="none")`` (NumPy, this
+                          package)
+``statsmodels``           ``fit_statsmodels(...)`` (statsmodels' MixedLM)
+``numpyro_noncentered``   ``fit_pymc(data, centered=False)`` end to end in
+                          this process (the default sampler, NumPyro): the
+                          first fit of this shape, so JAX traces and compiles
+                          its program; run at every size, whatever the cap
+``numpyro_noncentered_``  the same fit again: JAX finds the compiled program
+``warm``                  in its cache and only traces it; run when the first
+                          fit took at most ``WARM_MAX_SECONDS``
+``numpyro_centered``      ``fit_pymc(data)`` (the centred form), the first fit
+                          of the shape, as far as the cap allows
+``numpyro_centered_warm`` its second fit, as for the non-centred form
+``nutpie_compile``        ``nutpie.compile_pymc_model(cafe_model(data))``
+``nutpie_sampling``       ``nutpie.sample``: 4 chains x 1000 draws after 1000
+                          tune
+``pymc_default``          ``pm.sample`` (PyMC's own NUTS, same draws), compile
+                          included, only up to ``--default-sampler-max-cafes``
+========================  ====================================================
 
 Each engine is warmed up once (untimed) on a small data set, so one-time
 costs (starting R, loading lme4, numba's first JIT) are not charged to the
 first size; the cold first nutpie compile is recorded in the provenance.
+The benchmark points the compilation caches (JAX's, numba's, PyTensor's) at
+a new empty folder before it imports PyMC, so nothing compiled by an earlier
+run is reused. For each NumPyro fit the provenance records its diagnostics,
+the mean number of leapfrog steps per draw, the measured cost of one
+gradient of the log posterior (JAX, compiled, median over repeated calls)
+and the floor they imply: gradient seconds x leapfrog steps of all chains
+(tuning iterations counted at the kept draws' mean) / parallel chains (the
+smaller of chains and cores), the time of the arithmetic alone.
 A fit that takes under 1 s is repeated 5 times, under 10 s 3 times, and the
 median is kept. Before a fit, its time is predicted from the engine's
 previous size by linear growth in J (optimistic for anything superlinear);
@@ -69,7 +91,6 @@ import numpy as np
 import pandas as pd
 
 from multilevel import engines, provenance
-from multilevel.bayes import SAMPLERS, cafe_model, quiet_sampling
 from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.lmer import fit_lmer, r_available
@@ -83,6 +104,9 @@ __all__ = [
     "QUICK_SIZES",
     "STATUSES",
     "SAMPLER_COLUMNS",
+    "WARM_MAX_SECONDS",
+    "gradient_seconds",
+    "sampling_floor",
     "loglog_slope",
     "main",
     "run_benchmark",
@@ -103,6 +127,8 @@ STATUSES = (
     "skipped: over cap",
     "skipped: quick mode",
     "skipped: R not available",
+    "skipped: numpyro_noncentered not run at this size",
+    "skipped: numpyro_centered not run at this size",
 )
 
 SIZES = (20, 200, 2000, 10000)
@@ -110,12 +136,18 @@ QUICK_SIZES = (10, 20)
 N_VISITS = 10
 SEED = 14
 CAP_SECONDS = 300.0
+#: A second (warm) NumPyro fit is timed when the first took at most this.
+WARM_MAX_SECONDS = 120.0
 #: PyMC's default sampler needs about a minute at 20 cafes on a shared
 #: 2-core machine; by linear growth 200 cafes would need about 10 min, over
 #: the cap, so it runs only up to this size.
 DEFAULT_SAMPLER_MAX_CAFES = 20
 MCMC = {"chains": 4, "draws": 1000, "tune": 1000}
 QUICK_MCMC = {"chains": 4, "draws": 100, "tune": 100}
+#: What quick mode leaves out: profiles, every sampler but the non-centred
+#: NumPyro fit.
+QUICK_SKIPS = ("lme4_profile", "numpyro_noncentered_warm", "numpyro_centered",
+               "numpyro_centered_warm", "nutpie", "pymc_default")
 
 
 
@@ -225,6 +257,73 @@ def _mcmc_summary(idata: Any) -> dict[str, Any]:
     }
 
 
+def _fresh_compile_caches(folder: Path) -> dict[str, Any]:
+    """Point every compilation cache at ``folder``, before PyMC is imported.
+
+    Returns what was done, for the provenance: in a process that imported
+    PyMC or JAX already the caches are fixed and nothing changes.
+    """
+    if "multilevel.bayes" in sys.modules or "jax" in sys.modules:
+        return {"compile_cache": "as the process had set it (PyMC was "
+                "imported before the benchmark started)"}
+    for name in _CACHE_VARS:
+        os.environ.pop(name, None)
+    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",")
+             if f and "compiledir" not in f]
+    os.environ["PYTENSOR_FLAGS"] = ",".join(flags)
+    os.environ["MULTILEVEL_COMPILE_CACHE"] = str(folder)
+    return {"compile_cache": "a new empty folder for this run"}
+
+
+def gradient_seconds(model: Any, min_seconds: float = 0.5) -> float:
+    """Seconds of one evaluation of the log posterior and its gradient.
+
+    The model's JAX translation, as NumPyro runs it (``jax.value_and_grad``
+    of PyMC's jaxified log density, compiled), at the model's initial
+    point: the median over calls repeated for at least ``min_seconds``
+    (and at least 20), after a first call that compiles. Each call includes
+    JAX's dispatch (microseconds), which the sampler's compiled loop does
+    not pay, so for a small model this is an upper bound.
+    """
+    import jax
+    from pymc.sampling.jax import get_jaxified_logp
+
+    fn = jax.jit(jax.value_and_grad(get_jaxified_logp(model)))
+    point = model.initial_point()
+    x = [np.asarray(point[v.name]) for v in model.value_vars]
+    jax.block_until_ready(fn(x))  # compiles
+    times: list[float] = []
+    while sum(times) < min_seconds or len(times) < 20:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(x))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def sampling_floor(
+    gradient: float, steps_per_draw: float, chains: int, draws: int,
+    tune: int, cores: int,
+) -> float:
+    """Seconds NUTS needs for its arithmetic alone.
+
+    One gradient per leapfrog step: ``gradient`` seconds x the steps of all
+    chains (``steps_per_draw`` for each of the ``draws + tune`` iterations)
+    / the chains that run at once (at most one per core).
+    """
+    for name, value in (("gradient", gradient),
+                        ("steps_per_draw", steps_per_draw)):
+        if not (isinstance(value, (int, float)) and value > 0
+                and math.isfinite(value)):
+            raise InputError(f"{name} must be a positive number, got {value!r}.")
+    for name, value in (("chains", chains), ("draws", draws), ("cores", cores)):
+        if not (isinstance(value, int) and value >= 1):
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}.")
+    if not (isinstance(tune, int) and tune >= 0):
+        raise InputError(f"tune must be a whole number >= 0, got {tune!r}.")
+    parallel = min(chains, cores)
+    return gradient * steps_per_draw * chains * (draws + tune) / parallel
+
+
 # --------------------------------------------------------------------------
 # the run
 
@@ -298,10 +397,55 @@ def run_benchmark(
         "statsmodels": _timed(lambda: fit_statsmodels(d, CAFE_FORMULA))
     }
 
+    cache_dir = tempfile.TemporaryDirectory(prefix="benchmark-caches-")
+    # quick mode (a smoke test) keeps the caches the process was given
+    prov["compile_caches"] = (
+        {"compile_cache": "the shared one (quick mode)"} if quick
+        else _fresh_compile_caches(Path(cache_dir.name))
+    )
     import nutpie
     import pymc as pm
 
+    from multilevel.bayes import cafe_model, fit_pymc, quiet_sampling
+
     details: dict[str, dict[str, Any]] = {}
+    cores = os.cpu_count() or 1
+
+    def numpyro_runner(centered: bool, warm: bool):
+        form = "centered" if centered else "noncentered"
+        name = f"numpyro_{form}" + ("_warm" if warm else "")
+
+        def run(d: pd.DataFrame) -> dict[str, float]:
+            t0 = time.perf_counter()
+            fit = fit_pymc(d, centered=centered, seed=seed, **mcmc)
+            total = time.perf_counter() - t0
+            J = d["cafe"].nunique()
+            info = _mcmc_summary(fit.raw)
+            # fit_pymc's own diagnostics cover every quantity, per cafe too
+            info.update(
+                r_hat_max_all=fit.diagnostics["r_hat_max"],
+                ess_bulk_min_all=fit.diagnostics["ess_bulk_min"],
+                sampler_seconds=fit.diagnostics["seconds"]["sampling"],
+            )
+            if not warm:
+                with quiet_sampling():
+                    grad = gradient_seconds(cafe_model(d, centered=centered))
+                info["gradient_seconds"] = grad
+                info["floor_seconds"] = sampling_floor(
+                    grad, info["leapfrog_steps_mean"], mcmc["chains"],
+                    mcmc["draws"], mcmc["tune"], cores,
+                )
+            details[f"{name}@{J}"] = info
+            del fit
+            return {name: total}
+
+        return run
+
+    for centered in (False, True):
+        for warm in (False, True):
+            runner = numpyro_runner(centered, warm)
+            form = "centered" if centered else "noncentered"
+            runners[f"numpyro_{form}" + ("_warm" if warm else "")] = runner
 
     def nutpie_run(d: pd.DataFrame) -> dict[str, float]:
         model = cafe_model(d)
@@ -337,7 +481,7 @@ def run_benchmark(
     warm_seconds = {}
     # quick mode skips nutpie's warm-up (a compile costs tens of seconds)
     warm_up = ("lme4", "lme4_in_R", "fit_reml", "statsmodels")
-    warm_up += () if quick else ("nutpie",)
+    warm_up += () if quick else ("numpyro_noncentered", "nutpie")
     for name in warm_up:
         if name in runners:
             t = _timed(lambda name=name: runners[name](warm))
@@ -346,8 +490,9 @@ def run_benchmark(
     prov["warmup_seconds_5_cafes"] = warm_seconds
     prov["warmup_note"] = (
         "each engine fitted once on 5 cafes before timing; the nutpie warm-up "
-        "includes numba's first JIT in this process (a cold start)"
-        + (" (quick mode: no nutpie warm-up)" if quick else "")
+        "includes numba's first JIT in this process (a cold start), the "
+        "NumPyro one JAX's first compilation"
+        + (" (quick mode: no NumPyro or nutpie warm-up)" if quick else "")
     )
 
     # ---- the grid --------------------------------------------------------
@@ -387,14 +532,27 @@ def run_benchmark(
             ("lme4_in_R", ["lme4_in_R"]),
             ("fit_reml", ["fit_reml"]),
             ("statsmodels", ["statsmodels"]),
+            ("numpyro_noncentered", ["numpyro_noncentered"]),
+            ("numpyro_noncentered_warm", ["numpyro_noncentered_warm"]),
+            ("numpyro_centered", ["numpyro_centered"]),
+            ("numpyro_centered_warm", ["numpyro_centered_warm"]),
             ("nutpie", ["nutpie_compile", "nutpie_sampling"]),
             ("pymc_default", ["pymc_default"]),
         ):
             status = None
+            first = group.removesuffix("_warm")
             if group not in runners:
                 status = "skipped: R not available"
-            elif group == "pymc_default" and quick:
+            elif quick and group in QUICK_SKIPS:
                 status = "skipped: quick mode"
+            elif group == "numpyro_noncentered":
+                pass  # the Bayesian fit followed to every size
+            elif group.endswith("_warm"):
+                if first not in last or last[first][0] != J:
+                    status = f"skipped: {first} not run at this size"
+                elif last[first][1] > WARM_MAX_SECONDS:
+                    status = "skipped: over cap"
+                    predictions[f"{group}@{J}"] = last[first][1]
             elif group == "pymc_default" and J > default_sampler_max_cafes:
                 status = "skipped: over cap"
                 predictions[f"{group}@{J}"] = predicted(timed, J)
@@ -407,7 +565,8 @@ def run_benchmark(
                 continue
             try:
                 seconds, reps = _measure(
-                    lambda g=group, d=data: runners[g](d), quick
+                    lambda g=group, d=data: runners[g](d),
+                    quick or group.startswith("numpyro"),
                 )
             except Exception as exc:  # recorded, not hidden
                 msg = " ".join(str(exc).split())[:120]
@@ -441,6 +600,7 @@ def run_benchmark(
         timespec="seconds"
     )
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    cache_dir.cleanup()
     return results
 
 
@@ -529,7 +689,7 @@ def _versions(packages: Sequence[str]) -> dict[str, str | None]:
 
 def run_samplers(
     out: Path,
-    samplers: Sequence[str] = SAMPLERS,
+    samplers: Sequence[str] | None = None,
     n_cafes: int = 20,
     *,
     seed: int = 2024,
@@ -539,6 +699,7 @@ def run_samplers(
 ) -> pd.DataFrame:
     """Time each sampler cold and warm in fresh processes; write
     samplers.csv and samplers.json to ``out``. Returns the table."""
+    samplers = engines.sampler_names() if samplers is None else samplers
     for name in samplers:
         engines.sampler(name)  # an unknown name is refused before any run
     if n_cafes < 2:
@@ -685,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.samplers is not None:
         try:
             table = run_samplers(
-                args.out, args.samplers or SAMPLERS,
+                args.out, args.samplers or None,
                 n_cafes=(args.sizes or [20])[0], argv=argv,
             )
         except InputError as exc:

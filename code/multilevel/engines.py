@@ -74,7 +74,11 @@ ENGINES: tuple[Engine, ...] = (
     Engine(
         name="pymc", label="PyMC", module="multilevel.bayes", function="fit_pymc",
         methods=("NUTS",),
-        timings=("nutpie_compile", "nutpie_sampling", "pymc_default"),
+        timings=(
+            "numpyro_noncentered", "numpyro_noncentered_warm",
+            "numpyro_centered", "numpyro_centered_warm",
+            "nutpie_compile", "nutpie_sampling", "pymc_default",
+        ),
     ),
 )
 
