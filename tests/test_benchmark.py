@@ -257,3 +257,75 @@ def test_a_failing_fresh_fit_is_recorded_not_hidden(tmp_path, monkeypatch):
     row = benchmark._fresh_fit("nutpie", 20, 1, tmp_path, timeout=60)
     assert row["status"] == "error: exit 1: no fit"
     assert row["total_seconds"] > 0
+
+
+# ------------------------------------------------------- reading the results
+
+
+def _results(rows):
+    return pd.DataFrame(
+        [dict(zip(benchmark.COLUMNS, r, strict=True)) for r in rows]
+    )
+
+
+def test_fit_seconds_pivots_measured_fits_and_adds_nutpie_end_to_end():
+    t = benchmark.fit_seconds(_results([
+        ("fit_reml", 20, 200, 0.01, 5, "ok"),
+        ("fit_reml", 200, 2000, 0.02, 5, "ok"),
+        ("nutpie_compile", 20, 200, 30.0, 1, "ok"),
+        ("nutpie_sampling", 20, 200, 4.0, 1, "ok"),
+        ("nutpie_compile", 200, 2000, math.nan, 0, "skipped: over cap"),
+        ("nutpie_sampling", 200, 2000, math.nan, 0, "skipped: over cap"),
+    ]))
+    assert list(t.index) == [20, 200]
+    assert t.loc[200, "fit_reml"] == 0.02
+    assert t.loc[20, "nutpie"] == 34.0
+    assert math.isnan(t.loc[200, "nutpie"])  # a skipped fit is not a time
+
+
+def test_fit_seconds_refuses_what_is_not_a_results_table():
+    with pytest.raises(InputError, match="lack the columns n_obs, repeats, "
+                       "seconds, status"):
+        benchmark.fit_seconds(pd.DataFrame({"engine": ["x"], "n_cafes": [2]}))
+    with pytest.raises(InputError, match="no measured fit"):
+        benchmark.fit_seconds(_results([
+            ("fit_reml", 20, 200, math.nan, 0, "skipped: over cap")]))
+
+
+def test_mcmc_costs_reads_each_fit_and_its_cost_per_step():
+    prov = {
+        "cores": 2,
+        "settings": {"mcmc": {"chains": 4, "draws": 1000, "tune": 1000}},
+        "mcmc_diagnostics": {
+            "numpyro_noncentered@200": {
+                "leapfrog_steps_mean": 10.0, "divergences": 0,
+                "r_hat_max": 1.001, "ess_bulk_min": 900.0,
+                "r_hat_max_all": 1.004, "ess_bulk_min_all": 700.0,
+                "sampler_seconds": 8.0, "gradient_seconds": 1e-4,
+                "floor_seconds": 4.0,
+            },
+            "numpyro_noncentered@20": {
+                "leapfrog_steps_mean": 8.0, "divergences": 1,
+                "r_hat_max": 1.002, "ess_bulk_min": 800.0,
+                "sampler_seconds": None,
+            },
+            "numpyro_centered@20": {
+                "leapfrog_steps_mean": 30.0, "divergences": 0,
+                "r_hat_max": 1.0, "ess_bulk_min": 1.0,
+            },
+        },
+    }
+    c = benchmark.mcmc_costs(prov, "numpyro_noncentered")
+    assert list(c.index) == [20, 200]
+    # the worst over every quantity when recorded, else the population's
+    assert c.loc[200, "r_hat_max"] == 1.004 and c.loc[20, "r_hat_max"] == 1.002
+    assert c.loc[200, "ess_bulk_min"] == 700.0
+    assert c.loc[20, "divergences"] == 1
+    # 8 s for 4 x 2000 x 10 steps, two chains at a time: 0.2 ms a step
+    assert c.loc[200, "seconds_per_step"] == pytest.approx(2e-4)
+    assert math.isnan(c.loc[20, "seconds_per_step"])
+    assert math.isnan(c.loc[20, "floor_seconds"])
+    with pytest.raises(InputError, match="no MCMC fit of 'nutpie'.*numpyro_centered"):
+        benchmark.mcmc_costs(prov, "nutpie")
+    with pytest.raises(InputError, match="no mcmc_diagnostics"):
+        benchmark.mcmc_costs({}, "nutpie")

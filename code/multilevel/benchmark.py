@@ -107,7 +107,9 @@ __all__ = [
     "WARM_MAX_SECONDS",
     "gradient_seconds",
     "sampling_floor",
+    "fit_seconds",
     "loglog_slope",
+    "mcmc_costs",
     "main",
     "run_benchmark",
     "run_samplers",
@@ -810,6 +812,84 @@ def sampler_summary(table: pd.DataFrame) -> pd.DataFrame:
     out["cold_ratio"] = out["cold_seconds"] / out["cold_seconds"].min()
     out["warm_ratio"] = out["warm_seconds"] / out["warm_seconds"].min()
     return out
+
+
+# --------------------------------------------------------------------------
+# reading the saved results (the performance appendix)
+
+
+def fit_seconds(results: pd.DataFrame) -> pd.DataFrame:
+    """Seconds of every measured fit, one row per number of cafes and one
+    column per engine of ``results.csv``, plus ``nutpie`` (its compile and
+    its sampling, end to end). Sizes an engine did not run are NaN."""
+    missing = sorted(set(COLUMNS) - set(results.columns))
+    if missing:
+        raise InputError(
+            f"the results lack the columns {', '.join(missing)}; they must be "
+            "results.csv as written by `python -m multilevel.benchmark`."
+        )
+    ok = results[results["status"] == "ok"]
+    if ok.empty:
+        raise InputError("the results hold no measured fit (no status 'ok').")
+    table = ok.pivot(index="n_cafes", columns="engine", values="seconds")
+    table = table.reindex(sorted(set(results["n_cafes"])))
+    if {"nutpie_compile", "nutpie_sampling"} <= set(table.columns):
+        table["nutpie"] = table["nutpie_compile"] + table["nutpie_sampling"]
+    return table
+
+
+def mcmc_costs(provenance: dict, engine: str) -> pd.DataFrame:
+    """What each MCMC fit of ``engine`` cost, by number of cafes.
+
+    Read from the provenance the benchmark wrote (``mcmc_diagnostics``,
+    keyed ``engine@n_cafes``): leapfrog steps per draw, divergences, worst
+    r-hat and least bulk ESS (over every quantity where the fit recorded
+    them, else over the population parameters), the sampler's seconds, the
+    seconds of one gradient and the floor (``floor_seconds``, see
+    :func:`sampling_floor`) where measured; ``seconds_per_step`` is the
+    sampler's seconds over its leapfrog steps, as :func:`sampling_floor`
+    counts them, as if every step were a gradient.
+    """
+    details = provenance.get("mcmc_diagnostics")
+    if not isinstance(details, dict):
+        raise InputError(
+            "the provenance has no mcmc_diagnostics: it must be the "
+            "provenance.json of `python -m multilevel.benchmark`."
+        )
+    rows = {}
+    for key, info in details.items():
+        name, _, size = key.rpartition("@")
+        if name == engine:
+            rows[int(size)] = info
+    if not rows:
+        found = sorted({k.rpartition("@")[0] for k in details})
+        raise InputError(
+            f"no MCMC fit of {engine!r} in the provenance; it has "
+            f"{', '.join(found) or 'none'}."
+        )
+    mcmc = provenance["settings"]["mcmc"]
+    cores = int(provenance["cores"])
+    out = []
+    for size, info in sorted(rows.items()):
+        steps = float(info["leapfrog_steps_mean"])
+        parallel = min(mcmc["chains"], cores)
+        total_steps = steps * mcmc["chains"] * (mcmc["draws"] + mcmc["tune"])
+        sampler = info.get("sampler_seconds", math.nan)
+        sampler = math.nan if sampler is None else float(sampler)
+        out.append({
+            "n_cafes": size,
+            "leapfrog_steps_mean": steps,
+            "divergences": int(info["divergences"]),
+            "r_hat_max": float(info.get("r_hat_max_all", info["r_hat_max"])),
+            "ess_bulk_min": float(
+                info.get("ess_bulk_min_all", info["ess_bulk_min"])
+            ),
+            "sampler_seconds": sampler,
+            "gradient_seconds": float(info.get("gradient_seconds", math.nan)),
+            "floor_seconds": float(info.get("floor_seconds", math.nan)),
+            "seconds_per_step": sampler * parallel / total_steps,
+        })
+    return pd.DataFrame(out).set_index("n_cafes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
