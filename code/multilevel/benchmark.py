@@ -378,6 +378,8 @@ def run_benchmark(
         "repeats_rule": "5 runs if the first takes < 1 s, 3 if < 10 s, else 1;"
         " median kept" if not quick else "1 run (quick mode)",
         "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap",
+        "warm_rule": "a second NumPyro fit when the first took at most "
+        f"{WARM_MAX_SECONDS:.0f} s; the non-centred first fit at every size",
     }
     r_ok = r_available()
 
