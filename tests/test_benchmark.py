@@ -10,7 +10,12 @@ its appendix, not in unit tests). What is checked:
   provenance that says how they were obtained;
 * an invariant of the saved results: fit_reml's time grows at most about
   linearly in the number of cafes (log-log slope < 1.3), as its algebra
-  (one q x q block per cafe) says it should.
+  (one q x q block per cafe) says it should;
+* the rule of which fit runs where (:func:`benchmark.plan`) and the grid
+  that follows it (:func:`benchmark.run_grid`, with stand-in runners): the
+  form the data choose at every size, whatever the cap, the other form
+  never started above ``other_form_max_cafes``, the data's form recorded;
+* the readers of the saved results, on small synthetic tables.
 """
 
 from __future__ import annotations
@@ -92,6 +97,141 @@ def test_bad_sizes_refused(tmp_path):
         benchmark.run_benchmark(tmp_path, [20], cap=0)
 
 
+# ------------------------------------------------- which fit runs at which size
+
+
+def test_plan_runs_the_data_form_whatever_the_cap():
+    # a previous size predicts 100 x 10 s, far over the cap
+    last = {"numpyro_centered": (20, 100.0), "numpyro_noncentered": (20, 100.0)}
+    for centered, engine in ((True, "numpyro_centered"),
+                             (False, "numpyro_noncentered")):
+        assert benchmark.plan(engine, 2000, centered, last, cap=300) == (
+            None, None)
+
+
+def test_plan_never_starts_the_other_form_above_its_largest_size():
+    # even when linear growth from 200 cafes predicts a second
+    last = {"numpyro_noncentered": (200, 0.1)}
+    status, guess = benchmark.plan("numpyro_noncentered", 2000, True, last,
+                                   cap=300, other_form_max_cafes=200)
+    assert status == benchmark.OTHER_FORM_STATUS and guess is None
+    assert benchmark.plan("numpyro_noncentered", 200, True, last,
+                          other_form_max_cafes=200) == (None, None)
+    # up to that size, the other form is still held to the cap
+    status, guess = benchmark.plan(
+        "numpyro_centered", 200, False, {"numpyro_centered": (20, 40.0)},
+        cap=300, other_form_max_cafes=200)
+    assert status == "skipped: over cap" and guess == pytest.approx(400.0)
+    # 0: the other form never runs
+    assert benchmark.plan("numpyro_centered", 20, False, {},
+                          other_form_max_cafes=0)[0] == (
+        benchmark.OTHER_FORM_STATUS)
+
+
+def test_plan_second_fits_quick_mode_and_other_engines():
+    last = {"numpyro_centered": (200, 150.0), "numpyro_noncentered": (20, 9.0)}
+    # a second fit follows a first at this size of at most WARM_MAX_SECONDS
+    assert benchmark.plan("numpyro_centered_warm", 200, True, last) == (
+        "skipped: over cap", 150.0)
+    assert benchmark.plan("numpyro_noncentered_warm", 20, True, last) == (
+        None, None)
+    assert benchmark.plan("numpyro_noncentered_warm", 200, True, last)[0] == (
+        "skipped: numpyro_noncentered not run at this size")
+    # quick mode: the data's form once, nothing else of the Bayesian fits
+    assert benchmark.plan("numpyro_centered", 20, True, {}, quick=True) == (
+        None, None)
+    for group in ("numpyro_noncentered", "numpyro_centered_warm", "nutpie",
+                  "pymc_default", "lme4_profile"):
+        assert benchmark.plan(group, 20, True, {}, quick=True)[0] == (
+            "skipped: quick mode"), group
+    # the other engines: linear growth against the cap; nutpie's compile
+    # does not grow
+    assert benchmark.plan("fit_reml", 2000, True, {"fit_reml": (200, 0.1)}) == (
+        None, None)
+    status, guess = benchmark.plan(
+        "nutpie", 2000, True,
+        {"nutpie_compile": (200, 20.0), "nutpie_sampling": (200, 30.0)}, cap=300)
+    assert status == "skipped: over cap" and guess == pytest.approx(320.0)
+    assert benchmark.plan("pymc_default", 200, True, {},
+                          default_sampler_max_cafes=20)[0] == "skipped: over cap"
+
+
+class _Choice:
+    """A stand-in for choose_parametrisation's answer."""
+
+    def __init__(self, centered):
+        self.centered = centered
+        self.reason = "centred" if centered else "non-centred"
+        self.summary = {"weight_median": 0.6 if centered else 0.3}
+
+
+def test_run_grid_follows_the_data_form_and_records_it():
+    """Stand-in runners: every engine has a row at every size, the data's
+    form runs at every size however slow, the other form is never started
+    above other_form_max_cafes, and the data's choice is recorded."""
+    calls = []
+
+    def runner(group, seconds):
+        def run(data, choice):
+            calls.append((group, len(data) // 10, choice.centered))
+            return {e: seconds for e in dict(benchmark.GROUPS)[group]}
+        return run
+
+    # the NumPyro fits take 500 s, over the cap: only the data's form runs on
+    runners = {g: runner(g, 500.0 if g.startswith("numpyro") else 0.01)
+               for g, _ in benchmark.GROUPS if not g.startswith("lme4")}
+    runners["fit_reml"] = lambda d, c: (_ for _ in ()).throw(
+        RuntimeError("no fit"))
+    rows = []
+    sizes = [8, 20, 200, 2000]
+    predictions, forms = benchmark.run_grid(
+        sizes, runners,
+        simulate=lambda J: pd.DataFrame({"cafe": np.repeat(np.arange(J), 10)}),
+        # fewer than ten cafes: non-centred, as choose_parametrisation does
+        choose=lambda d: _Choice(d["cafe"].nunique() >= 10),
+        add=rows.append, cap=300, other_form_max_cafes=200,
+    )
+    table = pd.DataFrame(rows)
+    assert list(table.columns) == list(benchmark.COLUMNS)
+    assert len(table) == len(benchmark.ENGINES) * len(sizes)
+    assert set(zip(table["engine"], table["n_cafes"], strict=True)) == {
+        (e, J) for e in benchmark.ENGINES for J in sizes}
+    status = table.set_index(["engine", "n_cafes"])["status"]
+    # the data's form at every size, whatever the cap
+    assert status[("numpyro_noncentered", 8)] == "ok"
+    for J in (20, 200, 2000):
+        assert status[("numpyro_centered", J)] == "ok"
+    assert ("numpyro_centered", 2000, True) in calls
+    # the other form: run at 8 cafes (no earlier size predicts it); over
+    # the cap at 20 and 200 (linear growth from 8 cafes' 500 s); not
+    # started at 2000, above other_form_max_cafes
+    assert status[("numpyro_centered", 8)] == "ok"
+    assert status[("numpyro_noncentered", 20)] == "skipped: over cap"
+    assert status[("numpyro_noncentered", 200)] == "skipped: over cap"
+    assert status[("numpyro_noncentered", 2000)] == benchmark.OTHER_FORM_STATUS
+    started = {(g, J) for g, J, _ in calls}
+    assert {J for g, J in started if g == "numpyro_noncentered"} == {8}
+    assert predictions["numpyro_noncentered@200"] == pytest.approx(12500.0)
+    assert "numpyro_noncentered@2000" not in predictions
+    # second fits: over WARM_MAX_SECONDS, not run
+    assert status[("numpyro_centered_warm", 20)] == "skipped: over cap"
+    # every runner is given the data's choice
+    assert all(c == (J >= 10) for _, J, c in calls)
+    # the data's form, recorded by size
+    assert forms["8"]["form"] == "non-centred"
+    assert forms["8"]["engine"] == "numpyro_noncentered"
+    assert forms["2000"] == {"form": "centred", "engine": "numpyro_centered",
+                             "reason": "centred", "weight_median": 0.6}
+    # no R: its rows say so; a failing runner is an error row, not a gap
+    assert status[("lme4_in_R", 20)] == "skipped: R not available"
+    assert status[("fit_reml", 20)] == "error: RuntimeError: no fit"
+
+
+def test_run_benchmark_refuses_a_bad_other_form_size(tmp_path):
+    with pytest.raises(InputError, match="other_form_max_cafes must be"):
+        benchmark.run_benchmark(tmp_path, [20], other_form_max_cafes=-1)
+
+
 # ------------------------------------------------------------------ the saved run
 
 
@@ -122,12 +262,22 @@ def test_saved_results_have_no_errors_and_measure_the_targets(saved):
         assert set(ok.loc[ok["engine"] == engine, "n_cafes"]) == set(
             benchmark.SIZES
         ), engine
-    # a Bayesian fit at every size: the non-centred NumPyro one
-    assert set(ok.loc[ok["engine"] == "numpyro_noncentered", "n_cafes"]) == set(
-        benchmark.SIZES
-    )
-    # both parametrisations and nutpie at least at the smallest size
-    for engine in ("numpyro_centered", "nutpie_compile", "nutpie_sampling"):
+
+
+def test_saved_run_fits_the_data_form_at_every_size(saved, provenance):
+    """A Bayesian fit at every size: NumPyro's of the form the data chose
+    (recorded for each size), with both forms at the smallest size."""
+    ok = saved[saved["status"] == "ok"]
+    forms = provenance["data_form"]
+    assert set(forms) == {str(j) for j in benchmark.SIZES}
+    for J in benchmark.SIZES:
+        engine = forms[str(J)]["engine"]
+        assert ((ok["engine"] == engine) & (ok["n_cafes"] == J)).any(), J
+        info = provenance["mcmc_diagnostics"][f"{engine}@{J}"]
+        assert info["data_form"] is True
+        assert info["form"] == forms[str(J)]["form"]
+    for engine in ("numpyro_noncentered", "numpyro_centered", "nutpie_compile",
+                   "nutpie_sampling"):
         assert 20 in set(ok.loc[ok["engine"] == engine, "n_cafes"]), engine
 
 
@@ -153,19 +303,23 @@ def test_saved_numpyro_fits_record_their_cost(saved, provenance):
         ))
 
 
-def test_saved_skips_follow_the_cap_rule(saved, provenance):
+def test_saved_skips_follow_the_rules(saved, provenance):
     """A size is skipped only after a measured smaller size, and only when
-    linear growth from it predicts more than the cap (nothing dropped)."""
+    linear growth from it predicts more than the cap (nothing dropped); the
+    other form only above other_form_max_cafes."""
     cap = provenance["settings"]["cap_seconds"]
+    largest_other = provenance["settings"]["other_form_max_cafes"]
     predicted = provenance["predicted_seconds_of_skipped"]
     group = {"nutpie_compile": "nutpie", "nutpie_sampling": "nutpie"}
-    assert not saved["status"].str.startswith("skipped").any() or (
-        saved.loc[saved["engine"] == "numpyro_noncentered", "status"] == "ok"
-    ).all(), "the non-centred fit runs at every size, whatever the cap"
+    for row in saved[saved["status"] == benchmark.OTHER_FORM_STATUS].itertuples():
+        assert row.n_cafes > largest_other, row
+        assert row.engine != provenance["data_form"][str(row.n_cafes)]["engine"]
     for row in saved[saved["status"] == "skipped: over cap"].itertuples():
         name = group.get(row.engine, row.engine)
         key = f"{name}@{row.n_cafes}"
         assert key in predicted, key
+        assert name != provenance["data_form"][str(row.n_cafes)]["engine"], (
+            "the data's form runs at every size, whatever the cap")
         if name.endswith("_warm"):
             # a second fit is left out when the first took too long
             first = saved[(saved["engine"] == name.removesuffix("_warm"))
@@ -209,8 +363,9 @@ def test_saved_provenance_says_how(provenance):
 
 @pytest.mark.slow
 def test_quick_cli_run(tmp_path, saved):
-    """One tiny size, one short non-centred NumPyro fit: every engine has
-    its row, measured or marked as left out by quick mode."""
+    """One tiny size, one short NumPyro fit of the data's form (non-centred
+    for six cafes): every engine has its row, measured or marked as left out
+    by quick mode, and the data's form is recorded."""
     out = tmp_path / "bench"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     done = subprocess.run(
@@ -230,15 +385,24 @@ def test_quick_cli_run(tmp_path, saved):
             assert row.seconds > 0
     left_out = live[live["engine"].isin(
         [e for e in benchmark.ENGINES
-         if e in benchmark.QUICK_SKIPS or e.startswith("nutpie")])]
+         if e in benchmark.QUICK_SKIPS or e.startswith("nutpie")
+         or e.endswith("_warm") or e == "numpyro_centered"])]
+    assert len(left_out) == 7
     assert (left_out["status"] == "skipped: quick mode").all()
     measured = set(live.loc[live["status"] == "ok", "engine"])
     assert {"fit_reml", "statsmodels", "numpyro_noncentered"} <= measured
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["settings"]["quick"] is True
     assert prov["command"].endswith("--quick --sizes 6")
+    # fewer than ten cafes: the data choose the non-centred form
+    assert prov["data_form"]["6"]["form"] == "non-centred"
     info = prov["mcmc_diagnostics"]["numpyro_noncentered@6"]
+    assert info["data_form"] is True and info["form"] == "non-centred"
     assert info["leapfrog_steps_mean"] >= 1 and info["floor_seconds"] > 0
+    fits = benchmark.numpyro_fits(live, prov)
+    assert fits.loc[6, "form"] == "non-centred"
+    assert fits.loc[6, "first_seconds"] == live.set_index("engine").loc[
+        "numpyro_noncentered", "seconds"]
 
 
 # ------------------------------------------------------- samplers side by side
@@ -329,3 +493,90 @@ def test_mcmc_costs_reads_each_fit_and_its_cost_per_step():
         benchmark.mcmc_costs(prov, "nutpie")
     with pytest.raises(InputError, match="no mcmc_diagnostics"):
         benchmark.mcmc_costs({}, "nutpie")
+
+
+def _numpyro_case():
+    """A run of two sizes: centred chosen at both, the non-centred form
+    (the other) run at 20 cafes only, above other_form_max_cafes at 200."""
+    results = _results([
+        ("numpyro_noncentered", 20, 200, 14.8, 1, "ok"),
+        ("numpyro_noncentered_warm", 20, 200, 8.9, 1, "ok"),
+        ("numpyro_centered", 20, 200, 12.9, 1, "ok"),
+        ("numpyro_centered_warm", 20, 200, 7.5, 1, "ok"),
+        ("numpyro_noncentered", 200, 2000, math.nan, 0,
+         benchmark.OTHER_FORM_STATUS),
+        ("numpyro_noncentered_warm", 200, 2000, math.nan, 0,
+         "skipped: numpyro_noncentered not run at this size"),
+        ("numpyro_centered", 200, 2000, 20.2, 1, "ok"),
+        ("numpyro_centered_warm", 200, 2000, 18.3, 1, "ok"),
+    ])
+    fit = {"divergences": 0, "r_hat_max": 1.001, "ess_bulk_min": 900.0,
+           "sampler_seconds": 5.0}
+    prov = {
+        "cores": 2,
+        "settings": {"mcmc": {"chains": 4, "draws": 1000, "tune": 1000}},
+        "data_form": {
+            "20": {"form": "centred", "engine": "numpyro_centered"},
+            "200": {"form": "centred", "engine": "numpyro_centered"},
+        },
+        "mcmc_diagnostics": {
+            "numpyro_noncentered@20": fit | {
+                "leapfrog_steps_mean": 15.0, "gradient_seconds": 1e-5,
+                "floor_seconds": 1.2},
+            "numpyro_noncentered_warm@20": fit | {"leapfrog_steps_mean": 15.0},
+            "numpyro_centered@20": fit | {
+                "leapfrog_steps_mean": 7.0, "gradient_seconds": 1e-5,
+                "floor_seconds": 0.56},
+            "numpyro_centered@200": fit | {
+                "leapfrog_steps_mean": 7.5, "gradient_seconds": 4e-5,
+                "floor_seconds": 2.4, "divergences": 2},
+        },
+    }
+    return results, prov
+
+
+def test_numpyro_fits_sets_the_data_form_beside_the_other():
+    results, prov = _numpyro_case()
+    fits = benchmark.numpyro_fits(results, prov)
+    assert list(fits.index) == [20, 200]
+    assert (fits["form"] == "centred").all()
+    assert (fits["other_form"] == "non-centred").all()
+    assert fits.loc[200, "first_seconds"] == 20.2
+    assert fits.loc[200, "second_seconds"] == 18.3
+    assert fits.loc[200, "floor_seconds"] == 2.4
+    assert fits.loc[200, "divergences"] == 2
+    assert fits.loc[20, "leapfrog_steps_mean"] == 7.0
+    assert fits.loc[20, "other_leapfrog_steps_mean"] == 15.0
+    assert fits.loc[20, "other_first_seconds"] == 14.8
+    assert fits.loc[20, "other_status"] == "ok"
+    # the other form above its largest size: no seconds, and why
+    assert math.isnan(fits.loc[200, "other_first_seconds"])
+    assert math.isnan(fits.loc[200, "other_floor_seconds"])
+    assert fits.loc[200, "other_status"] == benchmark.OTHER_FORM_STATUS
+
+
+def test_numpyro_fits_follows_a_choice_that_changes_with_size():
+    results, prov = _numpyro_case()
+    prov["data_form"]["20"] = {"form": "non-centred",
+                               "engine": "numpyro_noncentered"}
+    fits = benchmark.numpyro_fits(results, prov)
+    assert fits.loc[20, "form"] == "non-centred"
+    assert fits.loc[20, "first_seconds"] == 14.8
+    assert fits.loc[20, "other_first_seconds"] == 12.9
+    assert fits.loc[200, "form"] == "centred"
+
+
+def test_numpyro_fits_refuses_results_without_the_data_form():
+    results, prov = _numpyro_case()
+    old = {k: v for k, v in prov.items() if k != "data_form"}
+    with pytest.raises(InputError, match="lacks data_form"):
+        benchmark.numpyro_fits(results, old)
+    with pytest.raises(InputError, match="no rows for numpyro_centered"):
+        benchmark.numpyro_fits(
+            results[results["engine"] != "numpyro_centered"], prov)
+    prov["data_form"].pop("200")
+    with pytest.raises(InputError, match="no entry for 200 cafes"):
+        benchmark.numpyro_fits(results, prov)
+    prov["data_form"]["200"] = {"form": "centered"}
+    with pytest.raises(InputError, match="'centered', not one of"):
+        benchmark.numpyro_fits(results, prov)

@@ -21,22 +21,34 @@ engine                    what is timed
 ``fit_reml``              ``fit_reml(..., intervals="none")`` (NumPy, this
                           package)
 ``statsmodels``           ``fit_statsmodels(...)`` (statsmodels' MixedLM)
-``numpyro_noncentered``   ``fit_pymc(data, centered=False)`` end to end in
+``numpyro_noncentered``   ``fit_pymc`` of the non-centred form end to end in
                           this process (the default sampler, NumPyro): the
                           first fit of this shape, so JAX traces and compiles
-                          its program; run at every size, whatever the cap
+                          its program
 ``numpyro_noncentered_``  the same fit again: JAX finds the compiled program
 ``warm``                  in its cache and only traces it; run when the first
                           fit took at most ``WARM_MAX_SECONDS``
-``numpyro_centered``      ``fit_pymc(data)`` (the centred form), the first fit
-                          of the shape, as far as the cap allows
+``numpyro_centered``      the same for the centred form
 ``numpyro_centered_warm`` its second fit, as for the non-centred form
-``nutpie_compile``        ``nutpie.compile_pymc_model(cafe_model(data))``
+``nutpie_compile``        ``nutpie.compile_pymc_model(cafe_model(data, ...))``
+                          of the data's form
 ``nutpie_sampling``       ``nutpie.sample``: 4 chains x 1000 draws after 1000
                           tune
-``pymc_default``          ``pm.sample`` (PyMC's own NUTS, same draws), compile
-                          included, only up to ``--default-sampler-max-cafes``
+``pymc_default``          ``pm.sample`` (PyMC's own NUTS, same draws) of the
+                          data's form, compile included, only up to
+                          ``--default-sampler-max-cafes``
 ========================  ====================================================
+
+At each size the data choose the form,
+``multilevel.pooling.choose_parametrisation(data)``, recorded in the
+provenance (``data_form``). NumPyro fits that form as a reader would
+(``fit_pymc(data, centered=choice)``) at every size, whatever the cap. The
+other form runs only up to ``--other-form-max-cafes`` (default
+``OTHER_FORM_MAX_CAFES``, 200) and within the cap; above that size its row
+says ``skipped: not the data's form, above other_form_max_cafes``. The
+wrong form can need tens of minutes where a smaller size predicts a few
+(its leapfrog steps per draw grow with the number of cafes), so no
+prediction from smaller sizes is trusted to stop it.
 
 Each engine is warmed up once (untimed) on a small data set, so one-time
 costs (starting R, loading lme4, numba's first JIT) are not charged to the
@@ -50,11 +62,11 @@ and the floor they imply: gradient seconds x leapfrog steps of all chains
 (tuning iterations counted at the kept draws' mean) / parallel chains (the
 smaller of chains and cores), the time of the arithmetic alone.
 A fit that takes under 1 s is repeated 5 times, under 10 s 3 times, and the
-median is kept. Before a fit, its time is predicted from the engine's
-previous size by linear growth in J (optimistic for anything superlinear);
-if the prediction exceeds ``--cap`` seconds the fit is not run and the row
-says ``skipped: over cap``. Nothing is dropped silently: every engine has a
-row at every size.
+median is kept. Before a fit (except NumPyro's of the data's form), its
+time is predicted from the engine's previous size by linear growth in J
+(optimistic for anything superlinear); if the prediction exceeds ``--cap``
+seconds the fit is not run and the row says ``skipped: over cap``.
+Nothing is dropped silently: every engine has a row at every size.
 
 ``--samplers`` times instead the samplers of ``fit_pymc`` side by side on
 one size (20 cafes by default), each end to end in a fresh process (start
@@ -100,6 +112,9 @@ from multilevel.reml import fit_reml
 __all__ = [
     "COLUMNS",
     "ENGINES",
+    "GROUPS",
+    "OTHER_FORM_MAX_CAFES",
+    "OTHER_FORM_STATUS",
     "SIZES",
     "QUICK_SIZES",
     "STATUSES",
@@ -111,6 +126,9 @@ __all__ = [
     "loglog_slope",
     "mcmc_costs",
     "main",
+    "numpyro_fits",
+    "plan",
+    "run_grid",
     "run_benchmark",
     "run_samplers",
     "sampler_summary",
@@ -131,7 +149,11 @@ STATUSES = (
     "skipped: R not available",
     "skipped: numpyro_noncentered not run at this size",
     "skipped: numpyro_centered not run at this size",
+    "skipped: not the data's form, above other_form_max_cafes",
 )
+#: The status of the form the data do not choose, at a size above
+#: ``other_form_max_cafes``.
+OTHER_FORM_STATUS = STATUSES[-1]
 
 SIZES = (20, 200, 2000, 10000)
 QUICK_SIZES = (10, 20)
@@ -144,12 +166,18 @@ WARM_MAX_SECONDS = 120.0
 #: 2-core machine; by linear growth 200 cafes would need about 10 min, over
 #: the cap, so it runs only up to this size.
 DEFAULT_SAMPLER_MAX_CAFES = 20
+#: The NumPyro fit of the form the data do not choose runs only up to this
+#: many cafes. It shows what the choice saves where that is cheap to see;
+#: past it, the wrong form can take tens of minutes (with ten visits a cafe,
+#: the non-centred form at 2,000 cafes was still sampling after 15 min, where
+#: linear growth from 200 cafes predicted 4 min), which no prediction from
+#: smaller sizes foresees, since its leapfrog steps per draw grow with J.
+OTHER_FORM_MAX_CAFES = 200
 MCMC = {"chains": 4, "draws": 1000, "tune": 1000}
 QUICK_MCMC = {"chains": 4, "draws": 100, "tune": 100}
-#: What quick mode leaves out: profiles, every sampler but the non-centred
-#: NumPyro fit.
-QUICK_SKIPS = ("lme4_profile", "numpyro_noncentered_warm", "numpyro_centered",
-               "numpyro_centered_warm", "nutpie", "pymc_default")
+#: What quick mode leaves out besides second fits and the NumPyro fit of
+#: the form the data do not choose: profiles, nutpie, PyMC's own sampler.
+QUICK_SKIPS = ("lme4_profile", "nutpie", "pymc_default")
 
 
 
@@ -327,6 +355,166 @@ def sampling_floor(
 
 
 # --------------------------------------------------------------------------
+# which fit runs at which size
+
+
+#: The rows timed together, in the order they run at each size: a group's
+#: runner returns the seconds of each of its rows.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("lme4", ("lme4",)),
+    ("lme4_profile", ("lme4_profile",)),
+    ("lme4_in_R", ("lme4_in_R",)),
+    ("fit_reml", ("fit_reml",)),
+    ("statsmodels", ("statsmodels",)),
+    ("numpyro_noncentered", ("numpyro_noncentered",)),
+    ("numpyro_noncentered_warm", ("numpyro_noncentered_warm",)),
+    ("numpyro_centered", ("numpyro_centered",)),
+    ("numpyro_centered_warm", ("numpyro_centered_warm",)),
+    ("nutpie", ("nutpie_compile", "nutpie_sampling")),
+    ("pymc_default", ("pymc_default",)),
+)
+
+
+def _numpyro_form(group: str) -> bool | None:
+    """True for a centred NumPyro group, False for a non-centred one, None
+    for any other engine."""
+    if group.startswith("numpyro_noncentered"):
+        return False
+    if group.startswith("numpyro_centered"):
+        return True
+    return None
+
+
+def plan(
+    group: str,
+    n_cafes: int,
+    data_centered: bool,
+    last: dict[str, tuple[int, float]],
+    *,
+    quick: bool = False,
+    cap: float = CAP_SECONDS,
+    other_form_max_cafes: int = OTHER_FORM_MAX_CAFES,
+    default_sampler_max_cafes: int = DEFAULT_SAMPLER_MAX_CAFES,
+) -> tuple[str | None, float | None]:
+    """Whether ``group`` runs at ``n_cafes`` cafes: ``(None, None)`` if it
+    runs, else its skip status and, for a skip over the cap, the predicted
+    seconds.
+
+    ``data_centered`` is the form the data choose at this size
+    (:func:`multilevel.pooling.choose_parametrisation`); ``last`` maps each
+    row already measured to its latest ``(n_cafes, seconds)``. The NumPyro
+    fit of the data's form runs at every size, whatever the cap; the other
+    form only up to ``other_form_max_cafes`` and, like every other engine,
+    only where linear growth from its previous size predicts at most
+    ``cap``; a second (warm) fit only after a first of at most
+    :data:`WARM_MAX_SECONDS`. Quick mode runs the data's form once and
+    leaves out profiles, second fits, the other form, nutpie and PyMC's
+    default sampler.
+    """
+    form = _numpyro_form(group)
+    first = group.removesuffix("_warm")
+    if quick and (group in QUICK_SKIPS or group.endswith("_warm")
+                  or (form is not None and form != data_centered)):
+        return "skipped: quick mode", None
+    if group.endswith("_warm"):
+        if first not in last or last[first][0] != n_cafes:
+            return f"skipped: {first} not run at this size", None
+        if last[first][1] > WARM_MAX_SECONDS:
+            return "skipped: over cap", last[first][1]
+        return None, None
+    if form is not None and form == data_centered:
+        return None, None  # the data's form: followed to every size
+    if form is not None and n_cafes > other_form_max_cafes:
+        return OTHER_FORM_STATUS, None
+    timed = dict(GROUPS)[group]
+    predicted = 0.0
+    for e in timed:
+        if e in last:
+            J0, s0 = last[e]
+            # compile time does not grow with J; everything else linearly
+            predicted += s0 if e == "nutpie_compile" else s0 * n_cafes / J0
+    if group == "pymc_default" and n_cafes > default_sampler_max_cafes:
+        return "skipped: over cap", predicted
+    if predicted > cap:
+        return "skipped: over cap", predicted
+    return None, None
+
+
+def run_grid(
+    sizes: Sequence[int],
+    runners: dict[str, Callable[[pd.DataFrame, Any], dict[str, float]]],
+    *,
+    simulate: Callable[[int], pd.DataFrame],
+    choose: Callable[[pd.DataFrame], Any],
+    add: Callable[[dict[str, Any]], None],
+    quick: bool = False,
+    cap: float = CAP_SECONDS,
+    other_form_max_cafes: int = OTHER_FORM_MAX_CAFES,
+    default_sampler_max_cafes: int = DEFAULT_SAMPLER_MAX_CAFES,
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Run every group of :data:`GROUPS` at every size, as :func:`plan` says.
+
+    ``simulate(J)`` gives the data of ``J`` cafes; ``choose(data)`` the
+    data's form (anything with ``centered``, ``reason`` and ``summary``, as
+    :func:`multilevel.pooling.choose_parametrisation` returns), which each
+    runner, ``runners[group](data, choice)``, is given; ``add(row)``
+    receives each row of results.csv (a group missing from ``runners`` is
+    ``skipped: R not available``; a runner that raises gives an ``error:``
+    row). Returns the predicted seconds of each fit skipped over the cap
+    (keyed ``group@J``) and, keyed by ``J`` as text, the data's form and why.
+    """
+    last: dict[str, tuple[int, float]] = {}
+    predictions: dict[str, float] = {}
+    forms: dict[str, dict[str, Any]] = {}
+    for J in sizes:
+        data = simulate(J)
+        n = len(data)
+        choice = choose(data)
+        centered = bool(choice.centered)
+        forms[str(J)] = {
+            "form": "centred" if centered else "non-centred",
+            "engine": "numpyro_centered" if centered else "numpyro_noncentered",
+            "reason": choice.reason, **choice.summary,
+        }
+
+        def row(engine: str, seconds: float, reps: int, status: str,
+                J: int = J, n: int = n) -> dict[str, Any]:
+            return {"engine": engine, "n_cafes": J, "n_obs": n,
+                    "seconds": seconds, "repeats": reps, "status": status}
+
+        for group, timed in GROUPS:
+            if group not in runners:
+                status, guess = "skipped: R not available", None
+            else:
+                status, guess = plan(
+                    group, J, centered, last, quick=quick, cap=cap,
+                    other_form_max_cafes=other_form_max_cafes,
+                    default_sampler_max_cafes=default_sampler_max_cafes,
+                )
+            if guess is not None:
+                predictions[f"{group}@{J}"] = guess
+            if status is not None:
+                for e in timed:
+                    add(row(e, math.nan, 0, status))
+                continue
+            try:
+                seconds, reps = _measure(
+                    lambda g=group, d=data, c=choice: runners[g](d, c),
+                    quick or group.startswith("numpyro"),
+                )
+            except Exception as exc:  # recorded, not hidden
+                msg = " ".join(str(exc).split())[:120]
+                for e in timed:
+                    add(row(e, math.nan, 0,
+                            f"error: {type(exc).__name__}: {msg}"))
+                continue
+            for e in timed:
+                add(row(e, seconds[e], reps, "ok"))
+                last[e] = (J, seconds[e])
+    return predictions, forms
+
+
+# --------------------------------------------------------------------------
 # the run
 
 
@@ -354,6 +542,7 @@ def run_benchmark(
     cap: float = CAP_SECONDS,
     seed: int = SEED,
     default_sampler_max_cafes: int = DEFAULT_SAMPLER_MAX_CAFES,
+    other_form_max_cafes: int = OTHER_FORM_MAX_CAFES,
     argv: Sequence[str] = (),
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pd.DataFrame:
@@ -366,6 +555,11 @@ def run_benchmark(
         raise InputError(f"sizes must be numbers of cafes >= 2, got {sizes!r}.")
     if not cap > 0:
         raise InputError(f"cap must be a positive number of seconds, got {cap!r}.")
+    if not (isinstance(other_form_max_cafes, int) and other_form_max_cafes >= 0):
+        raise InputError(
+            "other_form_max_cafes must be a whole number of cafes >= 0 (0: "
+            f"never the other form), got {other_form_max_cafes!r}."
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     mcmc = QUICK_MCMC if quick else MCMC
@@ -377,27 +571,34 @@ def run_benchmark(
         "default_sampler_max_cafes": 0 if quick else default_sampler_max_cafes,
         "repeats_rule": "5 runs if the first takes < 1 s, 3 if < 10 s, else 1;"
         " median kept" if not quick else "1 run (quick mode)",
-        "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap",
+        "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap"
+        " (not for the NumPyro fit of the data's form)",
         "warm_rule": "a second NumPyro fit when the first took at most "
-        f"{WARM_MAX_SECONDS:.0f} s; the non-centred first fit at every size",
+        f"{WARM_MAX_SECONDS:.0f} s",
+        "other_form_max_cafes": other_form_max_cafes,
+        "form_rule": "at each size the data choose the form "
+        "(multilevel.pooling.choose_parametrisation; recorded in data_form): "
+        "NumPyro fits that form at every size, whatever the cap, and the other "
+        f"form only up to {other_form_max_cafes} cafes and within the cap; "
+        "nutpie and PyMC's own sampler fit the data's form",
     }
     r_ok = r_available()
 
     # ---- engines -------------------------------------------------------
-    runners: dict[str, Callable[[pd.DataFrame], dict[str, float]]] = {}
+    runners: dict[str, Callable[[pd.DataFrame, Any], dict[str, float]]] = {}
     if r_ok:
         in_r = _lme4_in_r_timer()
-        runners["lme4"] = lambda d: {
+        runners["lme4"] = lambda d, c: {
             "lme4": _timed(lambda: fit_lmer(d, CAFE_FORMULA, profile=False))
         }
-        runners["lme4_profile"] = lambda d: {
+        runners["lme4_profile"] = lambda d, c: {
             "lme4_profile": _timed(lambda: fit_lmer(d, CAFE_FORMULA))
         }
-        runners["lme4_in_R"] = lambda d: {"lme4_in_R": in_r(d)}
-    runners["fit_reml"] = lambda d: {
+        runners["lme4_in_R"] = lambda d, c: {"lme4_in_R": in_r(d)}
+    runners["fit_reml"] = lambda d, c: {
         "fit_reml": _timed(lambda: fit_reml(d, CAFE_FORMULA, intervals="none"))
     }
-    runners["statsmodels"] = lambda d: {
+    runners["statsmodels"] = lambda d, c: {
         "statsmodels": _timed(lambda: fit_statsmodels(d, CAFE_FORMULA))
     }
 
@@ -411,6 +612,7 @@ def run_benchmark(
     import pymc as pm
 
     from multilevel.bayes import cafe_model, fit_pymc, quiet_sampling
+    from multilevel.pooling import choose_parametrisation
 
     details: dict[str, dict[str, Any]] = {}
     cores = os.cpu_count() or 1
@@ -419,12 +621,17 @@ def run_benchmark(
         form = "centered" if centered else "noncentered"
         name = f"numpyro_{form}" + ("_warm" if warm else "")
 
-        def run(d: pd.DataFrame) -> dict[str, float]:
+        def run(d: pd.DataFrame, choice: Any) -> dict[str, float]:
+            # the data's form is fitted as a reader would, from the choice
+            data_form = bool(choice.centered) == centered
             t0 = time.perf_counter()
-            fit = fit_pymc(d, centered=centered, seed=seed, **mcmc)
+            fit = fit_pymc(d, centered=choice if data_form else centered,
+                           seed=seed, **mcmc)
             total = time.perf_counter() - t0
             J = d["cafe"].nunique()
             info = _mcmc_summary(fit.raw)
+            info["form"] = fit.diagnostics["parametrisation"]["form"]
+            info["data_form"] = data_form
             # fit_pymc's own diagnostics cover every quantity, per cafe too
             info.update(
                 r_hat_max_all=fit.diagnostics["r_hat_max"],
@@ -451,8 +658,8 @@ def run_benchmark(
             form = "centered" if centered else "noncentered"
             runners[f"numpyro_{form}" + ("_warm" if warm else "")] = runner
 
-    def nutpie_run(d: pd.DataFrame) -> dict[str, float]:
-        model = cafe_model(d)
+    def nutpie_run(d: pd.DataFrame, choice: Any) -> dict[str, float]:
+        model = cafe_model(d, centered=bool(choice.centered))
         with quiet_sampling():
             t0 = time.perf_counter()
             compiled = nutpie.compile_pymc_model(model)
@@ -462,11 +669,13 @@ def run_benchmark(
                 **mcmc,
             )
             t2 = time.perf_counter()
-        details[f"nutpie@{d['cafe'].nunique()}"] = _mcmc_summary(idata)
+        info = _mcmc_summary(idata)
+        info["form"] = "centred" if choice.centered else "non-centred"
+        details[f"nutpie@{d['cafe'].nunique()}"] = info
         return {"nutpie_compile": t1 - t0, "nutpie_sampling": t2 - t1}
 
-    def pymc_run(d: pd.DataFrame) -> dict[str, float]:
-        model = cafe_model(d)
+    def pymc_run(d: pd.DataFrame, choice: Any) -> dict[str, float]:
+        model = cafe_model(d, centered=bool(choice.centered))
         with quiet_sampling(), model:
             t0 = time.perf_counter()
             idata = pm.sample(
@@ -474,7 +683,9 @@ def run_benchmark(
                 compute_convergence_checks=False, **mcmc,
             )
             t1 = time.perf_counter()
-        details[f"pymc_default@{d['cafe'].nunique()}"] = _mcmc_summary(idata)
+        info = _mcmc_summary(idata)
+        info["form"] = "centred" if choice.centered else "non-centred"
+        details[f"pymc_default@{d['cafe'].nunique()}"] = info
         return {"pymc_default": t1 - t0}
 
     runners["nutpie"] = nutpie_run
@@ -482,13 +693,14 @@ def run_benchmark(
 
     # ---- warm-up (untimed in the results) ------------------------------
     warm = simulate_cafes(n_cafes=5, n_visits=N_VISITS, seed=seed).data
+    warm_choice = choose_parametrisation(warm)  # non-centred: 5 cafes
     warm_seconds = {}
     # quick mode skips nutpie's warm-up (a compile costs tens of seconds)
     warm_up = ("lme4", "lme4_in_R", "fit_reml", "statsmodels")
     warm_up += () if quick else ("numpyro_noncentered", "nutpie")
     for name in warm_up:
         if name in runners:
-            t = _timed(lambda name=name: runners[name](warm))
+            t = _timed(lambda name=name: runners[name](warm, warm_choice))
             warm_seconds[name] = t
             log(f"warm-up {name}: {t:.2f} s")
     prov["warmup_seconds_5_cafes"] = warm_seconds
@@ -501,86 +713,28 @@ def run_benchmark(
 
     # ---- the grid --------------------------------------------------------
     rows: list[dict[str, Any]] = []
-    last: dict[str, tuple[int, float]] = {}  # engine -> (J, seconds)
-    predictions: dict[str, float] = {}
 
     def write() -> None:
         pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(
             out / "results.csv", index=False
         )
 
-    def add(engine: str, J: int, n: int, seconds: float, reps: int, status: str):
-        rows.append(
-            {"engine": engine, "n_cafes": J, "n_obs": n,
-             "seconds": seconds, "repeats": reps, "status": status}
-        )
-        shown = "" if math.isnan(seconds) else f"{seconds:.3f} s "
-        log(f"{J:>6} cafes  {engine:<16} {shown}{status}")
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        shown = "" if math.isnan(row["seconds"]) else f"{row['seconds']:.3f} s "
+        log(f"{row['n_cafes']:>6} cafes  {row['engine']:<16} {shown}"
+            f"{row['status']}")
         write()
 
-    def predicted(timed: Sequence[str], J: int) -> float:
-        total = 0.0
-        for e in timed:
-            if e in last:
-                J0, s0 = last[e]
-                # compile time does not grow with J; everything else linearly
-                total += s0 if e == "nutpie_compile" else s0 * J / J0
-        return total
-
-    for J in sizes:
-        data = simulate_cafes(n_cafes=J, n_visits=N_VISITS, seed=seed).data
-        n = len(data)
-        for group, timed in (
-            ("lme4", ["lme4"]),
-            ("lme4_profile", ["lme4_profile"]),
-            ("lme4_in_R", ["lme4_in_R"]),
-            ("fit_reml", ["fit_reml"]),
-            ("statsmodels", ["statsmodels"]),
-            ("numpyro_noncentered", ["numpyro_noncentered"]),
-            ("numpyro_noncentered_warm", ["numpyro_noncentered_warm"]),
-            ("numpyro_centered", ["numpyro_centered"]),
-            ("numpyro_centered_warm", ["numpyro_centered_warm"]),
-            ("nutpie", ["nutpie_compile", "nutpie_sampling"]),
-            ("pymc_default", ["pymc_default"]),
-        ):
-            status = None
-            first = group.removesuffix("_warm")
-            if group not in runners:
-                status = "skipped: R not available"
-            elif quick and group in QUICK_SKIPS:
-                status = "skipped: quick mode"
-            elif group == "numpyro_noncentered":
-                pass  # the Bayesian fit followed to every size
-            elif group.endswith("_warm"):
-                if first not in last or last[first][0] != J:
-                    status = f"skipped: {first} not run at this size"
-                elif last[first][1] > WARM_MAX_SECONDS:
-                    status = "skipped: over cap"
-                    predictions[f"{group}@{J}"] = last[first][1]
-            elif group == "pymc_default" and J > default_sampler_max_cafes:
-                status = "skipped: over cap"
-                predictions[f"{group}@{J}"] = predicted(timed, J)
-            elif predicted(timed, J) > cap:
-                status = "skipped: over cap"
-                predictions[f"{group}@{J}"] = predicted(timed, J)
-            if status is not None:
-                for e in timed:
-                    add(e, J, n, math.nan, 0, status)
-                continue
-            try:
-                seconds, reps = _measure(
-                    lambda g=group, d=data: runners[g](d),
-                    quick or group.startswith("numpyro"),
-                )
-            except Exception as exc:  # recorded, not hidden
-                msg = " ".join(str(exc).split())[:120]
-                for e in timed:
-                    add(e, J, n, math.nan, 0, f"error: {type(exc).__name__}: {msg}")
-                continue
-            for e in timed:
-                add(e, J, n, seconds[e], reps, "ok")
-                last[e] = (J, seconds[e])
-
+    predictions, forms = run_grid(
+        sizes, runners,
+        simulate=lambda J: simulate_cafes(
+            n_cafes=J, n_visits=N_VISITS, seed=seed).data,
+        choose=choose_parametrisation, add=add, quick=quick, cap=cap,
+        other_form_max_cafes=other_form_max_cafes,
+        default_sampler_max_cafes=default_sampler_max_cafes,
+    )
+    prov["data_form"] = forms
     results = pd.DataFrame(rows, columns=list(COLUMNS))
     write()
 
@@ -894,6 +1048,80 @@ def mcmc_costs(provenance: dict, engine: str) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("n_cafes")
 
 
+_FORM_ENGINES = {"centred": "numpyro_centered",
+                 "non-centred": "numpyro_noncentered"}
+
+
+def numpyro_fits(results: pd.DataFrame, provenance: dict) -> pd.DataFrame:
+    """The NumPyro fits by number of cafes: the form the data chose beside
+    the other one.
+
+    ``results`` and ``provenance`` are results.csv and provenance.json of
+    the benchmark. One row per size, indexed by ``n_cafes``: ``form`` (the
+    data's choice, ``centred`` or ``non-centred``) and ``other_form``; for
+    each (the other's columns prefixed ``other_``): ``first_seconds`` and
+    ``second_seconds`` end to end, the ``status`` of the first fit, and of
+    the first fit ``leapfrog_steps_mean``, ``gradient_seconds``,
+    ``floor_seconds``, ``divergences`` and ``r_hat_max`` (from
+    :func:`mcmc_costs`). A fit that was not run is NaN, its status says why.
+    """
+    forms = provenance.get("data_form")
+    if not isinstance(forms, dict) or not forms:
+        raise InputError(
+            "the provenance lacks data_form (the form the data chose at each "
+            "size), so it predates the benchmark that fits the data's form; "
+            "re-run `python -m multilevel.benchmark --out benchmarks`."
+        )
+    missing = sorted(set(_FORM_ENGINES.values()) - set(results["engine"]))
+    if missing:
+        raise InputError(
+            f"the results have no rows for {', '.join(missing)}; they must be "
+            "results.csv as written with this provenance."
+        )
+    seconds = fit_seconds(results)
+    status = results.set_index(["engine", "n_cafes"])["status"]
+    costs = {}
+    for engine in _FORM_ENGINES.values():
+        try:
+            costs[engine] = mcmc_costs(provenance, engine)
+        except InputError:  # a form never fitted: every size NaN
+            costs[engine] = pd.DataFrame(
+                columns=["leapfrog_steps_mean", "gradient_seconds",
+                         "floor_seconds", "divergences", "r_hat_max"])
+    rows = {}
+    for J in seconds.index:
+        record = forms.get(str(J))
+        if record is None:
+            raise InputError(
+                f"the provenance's data_form has no entry for {J} cafes; "
+                "results and provenance must come from the same run."
+            )
+        form = record["form"]
+        if form not in _FORM_ENGINES:
+            raise InputError(
+                f"data_form at {J} cafes is {form!r}, not one of "
+                f"{', '.join(_FORM_ENGINES)}."
+            )
+        other = next(f for f in _FORM_ENGINES if f != form)
+        row: dict[str, Any] = {"form": form, "other_form": other}
+        for prefix, f in (("", form), ("other_", other)):
+            engine = _FORM_ENGINES[f]
+            row[prefix + "status"] = status.get((engine, J), "not in results")
+            for col, name in (("first_seconds", engine),
+                              ("second_seconds", engine + "_warm")):
+                row[prefix + col] = (float(seconds.loc[J, name])
+                                     if name in seconds else math.nan)
+            c = costs[engine]
+            for col in ("leapfrog_steps_mean", "gradient_seconds",
+                        "floor_seconds", "divergences", "r_hat_max"):
+                row[prefix + col] = (float(c.loc[J, col]) if J in c.index
+                                     else math.nan)
+        rows[J] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "n_cafes"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
@@ -919,6 +1147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="largest size at which PyMC's default sampler runs",
     )
     parser.add_argument(
+        "--other-form-max-cafes", type=int, default=OTHER_FORM_MAX_CAFES,
+        help="largest size at which NumPyro also fits the form the data do "
+        "not choose (default %(default)s)",
+    )
+    parser.add_argument(
         "--samplers", nargs="*", default=None, metavar="SAMPLER",
         help="time these samplers of fit_pymc (all when none is named) cold "
         "and warm in fresh processes, at the first of --sizes (default 20 "
@@ -939,7 +1172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run_benchmark(
             args.out, sizes, quick=args.quick, cap=args.cap, seed=args.seed,
-            default_sampler_max_cafes=args.default_sampler_max_cafes, argv=argv,
+            default_sampler_max_cafes=args.default_sampler_max_cafes,
+            other_form_max_cafes=args.other_form_max_cafes, argv=argv,
         )
     except InputError as exc:
         parser.error(str(exc))
