@@ -220,6 +220,7 @@ def test_run_grid_follows_the_data_form_and_records_it():
     # the data's form, recorded by size
     assert forms["8"]["form"] == "non-centred"
     assert forms["8"]["engine"] == "numpyro_noncentered"
+    assert forms["2000"].pop("choose_seconds") >= 0
     assert forms["2000"] == {"form": "centred", "engine": "numpyro_centered",
                              "reason": "centred", "weight_median": 0.6}
     # no R: its rows say so; a failing runner is an error row, not a gap

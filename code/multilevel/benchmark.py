@@ -461,7 +461,9 @@ def run_grid(
     receives each row of results.csv (a group missing from ``runners`` is
     ``skipped: R not available``; a runner that raises gives an ``error:``
     row). Returns the predicted seconds of each fit skipped over the cap
-    (keyed ``group@J``) and, keyed by ``J`` as text, the data's form and why.
+    (keyed ``group@J``) and, keyed by ``J`` as text, the data's form, why,
+    and the seconds the choice took (``choose_seconds``, a REML fit and each
+    cafe's shrinkage weight, timed once and outside every runner).
     """
     last: dict[str, tuple[int, float]] = {}
     predictions: dict[str, float] = {}
@@ -469,11 +471,14 @@ def run_grid(
     for J in sizes:
         data = simulate(J)
         n = len(data)
+        t0 = time.perf_counter()
         choice = choose(data)
+        choose_seconds = time.perf_counter() - t0
         centered = bool(choice.centered)
         forms[str(J)] = {
             "form": "centred" if centered else "non-centred",
             "engine": "numpyro_centered" if centered else "numpyro_noncentered",
+            "choose_seconds": choose_seconds,
             "reason": choice.reason, **choice.summary,
         }
 
