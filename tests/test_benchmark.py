@@ -52,6 +52,16 @@ def provenance() -> dict:
     return json.loads((SAVED / "provenance.json").read_text())
 
 
+def _needs_data_form(provenance: dict) -> None:
+    """Fail with what to do when the saved run predates the data's form."""
+    if "data_form" not in provenance or (
+            "other_form_max_cafes" not in provenance["settings"]):
+        pytest.fail("benchmarks/provenance.json has no data_form or "
+                    "other_form_max_cafes: it predates the benchmark that "
+                    "fits the data's form; re-run `python -m "
+                    "multilevel.benchmark --out benchmarks` and commit it.")
+
+
 # ------------------------------------------------------------------ pure parts
 
 
@@ -268,6 +278,7 @@ def test_saved_results_have_no_errors_and_measure_the_targets(saved):
 def test_saved_run_fits_the_data_form_at_every_size(saved, provenance):
     """A Bayesian fit at every size: NumPyro's of the form the data chose
     (recorded for each size), with both forms at the smallest size."""
+    _needs_data_form(provenance)
     ok = saved[saved["status"] == "ok"]
     forms = provenance["data_form"]
     assert set(forms) == {str(j) for j in benchmark.SIZES}
@@ -308,6 +319,7 @@ def test_saved_skips_follow_the_rules(saved, provenance):
     """A size is skipped only after a measured smaller size, and only when
     linear growth from it predicts more than the cap (nothing dropped); the
     other form only above other_form_max_cafes."""
+    _needs_data_form(provenance)
     cap = provenance["settings"]["cap_seconds"]
     largest_other = provenance["settings"]["other_form_max_cafes"]
     predicted = provenance["predicted_seconds_of_skipped"]
