@@ -110,6 +110,11 @@ def test_bad_sizes_refused(tmp_path):
 # ------------------------------------------------- which fit runs at which size
 
 
+def test_groups_time_every_row_of_the_registry_once_in_order():
+    rows = [e for _, timed in benchmark.GROUPS for e in timed]
+    assert rows == list(benchmark.ENGINES)
+
+
 def test_plan_runs_the_data_form_whatever_the_cap():
     # a previous size predicts 100 x 10 s, far over the cap
     last = {"numpyro_centered": (20, 100.0), "numpyro_noncentered": (20, 100.0)}
