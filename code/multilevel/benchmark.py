@@ -116,6 +116,7 @@ __all__ = [
     "OTHER_FORM_MAX_CAFES",
     "OTHER_FORM_STATUS",
     "SIZES",
+    "GRADIENT_LOOP",
     "QUICK_SIZES",
     "STATUSES",
     "SAMPLER_COLUMNS",
@@ -309,8 +310,12 @@ def _fresh_compile_caches(folder: Path) -> dict[str, Any]:
     return {"compile_cache": "a new empty folder for this run"}
 
 
+#: Gradient evaluations in each timed call of :func:`gradient_seconds`.
+GRADIENT_LOOP = 200
+
+
 def gradient_seconds(model: Any, min_seconds: float = 0.5,
-                     per_call: int = 200) -> float:
+                     per_call: int = GRADIENT_LOOP) -> float:
     """Seconds of one evaluation of the log posterior and its gradient.
 
     The model's JAX translation, as NumPyro runs it (``jax.value_and_grad``
