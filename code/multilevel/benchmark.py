@@ -107,6 +107,7 @@ from multilevel.data import CAFE_FORMULA, simulate_cafes
 from multilevel.errors import InputError
 from multilevel.lmer import fit_lmer, r_available
 from multilevel.mixedlm import fit_statsmodels
+from multilevel.pooling import choose_parametrisation
 from multilevel.reml import fit_reml
 
 __all__ = [
@@ -636,7 +637,6 @@ def run_benchmark(
     import pymc as pm
 
     from multilevel.bayes import cafe_model, fit_pymc, quiet_sampling
-    from multilevel.pooling import choose_parametrisation
 
     details: dict[str, dict[str, Any]] = {}
     cores = os.cpu_count() or 1
