@@ -127,3 +127,61 @@ def test_each_sampler_repeats_its_draws_for_a_seed(sampler, cafes):
                    sampler=sampler, cores=_cores(sampler))
     np.testing.assert_array_equal(one.raw.posterior["a_bar"].values,
                                   two.raw.posterior["a_bar"].values)
+
+
+# ---- the NumPyro driver's starting points ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def starts_setup(small):
+    import jax.numpy as jnp  # noqa: F401  (jax with 64-bit floats, as PyMC sets it)
+    from pymc.initial_point import make_initial_point_fn
+    from pymc.sampling.jax import get_jaxified_graph
+
+    from multilevel.bayes import cafe_model
+
+    model = cafe_model(small)
+    values = model.value_vars
+    graph = get_jaxified_graph(inputs=values, outputs=[model.logp()])
+    point = make_initial_point_fn(model=model, jitter_rvs=set())(0)
+    centre = [np.asarray(point[v.name]) for v in values]
+    return model, values, (lambda x: graph(*x)[0]), centre
+
+
+def test_numpyro_starts_are_the_initial_point_jittered_per_chain(starts_setup):
+    from multilevel.bayes import _jittered_starts
+
+    model, values, logp, centre = starts_setup
+    one = _jittered_starts(model, values, logp, chains=4, seed=5)
+    assert [s.shape for s in one] == [(4, *c.shape) for c in centre]
+    for s, c in zip(one, centre, strict=True):
+        offsets = s - c
+        assert np.all(np.abs(offsets) <= 1) and np.all(offsets != 0)
+        assert len({o.tobytes() for o in offsets}) == 4  # each chain its own
+    again = _jittered_starts(model, values, logp, chains=4, seed=5)
+    other = _jittered_starts(model, values, logp, chains=4, seed=6)
+    assert all(np.array_equal(a, b) for a, b in zip(one, again, strict=True))
+    assert not np.array_equal(one[0], other[0])
+
+
+def test_numpyro_starts_draw_again_where_the_density_is_not_finite(starts_setup):
+    import jax.numpy as jnp
+
+    from multilevel.bayes import JITTER_RETRIES, _jittered_starts
+
+    model, values, logp, centre = starts_setup
+    # a density that is -inf on half of the first coordinate's jitter: every
+    # chain that lands there must draw again, and none may start there
+    first = float(np.ravel(centre[0])[0])
+
+    def half(x):
+        return jnp.where(jnp.ravel(x[0])[0] > first, -jnp.inf, logp(x))
+
+    plain = _jittered_starts(model, values, logp, chains=8, seed=3)
+    assert np.any(plain[0].reshape(8, -1)[:, 0] > first)  # some would start there
+    starts = _jittered_starts(model, values, half, chains=8, seed=3)
+    assert np.all(starts[0].reshape(8, -1)[:, 0] <= first)
+    with pytest.raises(InputError, match=f"8 of 8 chains found no start with a "
+                                         f"finite log density in {JITTER_RETRIES + 1}"):
+        _jittered_starts(model, values, lambda x: -jnp.inf * logp(x) ** 0,
+                         chains=8, seed=3)

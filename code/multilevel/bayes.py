@@ -555,31 +555,113 @@ def _reported_seconds(idata: Any, total: float) -> dict[str, Any]:
     }
 
 
+#: How many times a chain's jittered start is drawn again when its log
+#: density is not finite (PyMC's own number).
+JITTER_RETRIES = 10
+#: NumPyro's per-step statistics, under the names ArviZ and PyMC give them.
+_NUMPYRO_STATS = {
+    "num_steps": "n_steps",
+    "potential_energy": "lp",
+    "energy": "energy",
+    "adapt_state.step_size": "step_size",
+    "accept_prob": "acceptance_rate",
+    "diverging": "diverging",
+}
+
+
+def _jittered_starts(model, values, logp, chains: int, seed: int) -> list:
+    """One start per chain in the sampler's (unconstrained) space: the
+    model's initial point plus U(-1, 1) jitter, as PyMC starts its chains;
+    a chain whose start has a non-finite log density draws again, up to
+    :data:`JITTER_RETRIES` times. Returns one (chains, ...) array per value
+    variable, in the order of ``values``."""
+    import jax
+    from pymc.initial_point import make_initial_point_fn
+
+    point = make_initial_point_fn(model=model, jitter_rvs=set())(seed)
+    centre = [np.asarray(point[v.name], dtype="float64") for v in values]
+    rng = np.random.default_rng(seed)
+    starts = [np.stack([c + rng.uniform(-1, 1, c.shape) for _ in range(chains)])
+              for c in centre]
+    finite = jax.jit(jax.vmap(lambda *x: jax.numpy.isfinite(logp(x))))
+    for _ in range(JITTER_RETRIES):
+        bad = ~np.asarray(finite(*starts))
+        if not bad.any():
+            return starts
+        for s, c in zip(starts, centre, strict=True):
+            s[bad] = c + rng.uniform(-1, 1, (int(bad.sum()), *c.shape))
+    raise InputError(
+        f"{int(bad.sum())} of {chains} chains found no start with a finite log "
+        f"density in {JITTER_RETRIES + 1} jittered tries around the model's "
+        "initial point; check the data (waits must be finite numbers) and the "
+        "priors (scales must be positive)."
+    )
+
+
 def _sample_numpyro(model, draws, tune, chains, seed, progressbar,
                     target_accept):
     """NumPyro's NUTS on the model's JAX translation, one chain per device.
 
-    This is what ``pm.sample(nuts_sampler="numpyro")`` runs, called
-    directly: ``pm.sample`` first assigns PyMC's own step methods, which
-    costs seconds and is not used by an external sampler. JAX's compiled
-    programs are kept in its persistent cache (``JAX_COMPILATION_CACHE_DIR``),
-    so a fit of a model compiled before, in any process, only traces it.
+    The steps of ``pm.sample(nuts_sampler="numpyro")``, each done once: the
+    model is translated to JAX once, for its log density and the quantities
+    the posterior reports together (XLA drops what each use does not need);
+    the chains start at the model's initial point with PyMC's U(-1, 1)
+    jitter, checked by the compiled log density rather than op by op; and
+    the draws are moved to NumPy once. JAX's compiled programs are kept in
+    its persistent cache (``JAX_COMPILATION_CACHE_DIR``), so a fit of a
+    model compiled before, in any process, only traces it.
     """
-    from pymc.sampling.jax import sample_jax_nuts
+    import arviz as az
+    import jax
+    import numpyro
+    from arviz.data.base import make_attrs
+    from numpyro.infer import MCMC, NUTS
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+    from pymc.sampling.jax import get_jaxified_graph
+    from pymc.util import get_default_varnames
 
     t0 = time.perf_counter()
-    with model:
-        idata = sample_jax_nuts(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            target_accept=target_accept,
-            random_seed=seed,
-            progressbar=progressbar,
-            chain_method="parallel",
-            nuts_sampler="numpyro",
-            compute_convergence_checks=False,
-        )
+    values = model.value_vars
+    kept = list(get_default_varnames(model.unobserved_value_vars,
+                                     include_transformed=False))
+    graph = get_jaxified_graph(inputs=values, outputs=[model.logp(), *kept])
+
+    def logp(x):
+        return graph(*x)[0]
+
+    starts = _jittered_starts(model, values, logp, chains, seed)
+    kernel = NUTS(potential_fn=lambda x: -logp(x), target_accept_prob=target_accept,
+                  adapt_step_size=True, adapt_mass_matrix=True, dense_mass=False)
+    mcmc = MCMC(kernel, num_warmup=tune, num_samples=draws, num_chains=chains,
+                postprocess_fn=None, chain_method="parallel",
+                progress_bar=progressbar)
+    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    t1 = time.perf_counter()
+    mcmc.run(keys, init_params=starts, extra_fields=tuple(_NUMPYRO_STATS))
+    raw = mcmc.get_samples(group_by_chain=True)
+    stats = {_NUMPYRO_STATS[k]: np.asarray(v) for k, v in
+             mcmc.get_extra_fields(group_by_chain=True).items()}
+    sampling = time.perf_counter() - t1
+    stats["tree_depth"] = np.log2(stats["n_steps"]).astype(int) + 1
+    report = jax.jit(jax.vmap(jax.vmap(lambda *x: graph(*x)[1:])))
+    posterior = {v.name: np.asarray(r) for v, r in
+                 zip(kept, report(*raw), strict=True)}
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    attrs = {"sampling_time": sampling, "tuning_steps": tune}
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=stats,
+        observed_data=find_observations(model),
+        constant_data=find_constants(model),
+        coords=coords,
+        dims=dims,
+        attrs=make_attrs(attrs, library=numpyro),
+        posterior_attrs=make_attrs(attrs, library=numpyro),
+    )
     # the sampler's own time: tracing and compiling its loop, then drawing
     return idata, _reported_seconds(idata, time.perf_counter() - t0)
 
