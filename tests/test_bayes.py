@@ -330,6 +330,16 @@ def test_default_fit_converges(pymc_fit):
     # the form was given, not chosen from the data, and the fit says so
     assert d["parametrisation"] == {
         "form": "centred", "chosen": "given", "reason": "given by the caller"}
+    assert d["priors"] == {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
+
+
+@pytest.mark.slow
+def test_a_fit_records_the_priors_it_sampled(cafes):
+    quick = fit_pymc(cafes, priors={"R": {"eta": 10}}, draws=20, tune=20,
+                     chains=2, seed=SEED)
+    expected = {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
+    expected["R"] = {"eta": 10.0}
+    assert quick.diagnostics["priors"] == expected
 
 
 @pytest.mark.slow

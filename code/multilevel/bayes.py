@@ -824,7 +824,9 @@ def fit_pymc(
     beta_cafe); estimate = posterior mean, std_error = posterior SD,
     lower/upper = HDI at ``level``. ``diagnostics`` holds r_hat_max,
     ess_bulk_min, ess_tail_min, divergences, seconds (compile, sampling,
-    total), seed, draws, tune, chains; ``raw`` the InferenceData.
+    total), seed, draws, tune, chains and ``priors`` (every prior's
+    parameters, the defaults with ``priors`` applied, as
+    :func:`resolve_priors` gives them); ``raw`` the InferenceData.
 
     ``compiled`` (from :func:`compile_cafe_model`, with
     ``sampler="nutpie"``) is a model
@@ -940,7 +942,7 @@ def fit_pymc(
     diagnostics.update(
         seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
         sampler=sampler, centered=bool(centered),
-        target_accept=target_accept,
+        target_accept=target_accept, priors=resolve_priors(priors),
         parametrisation=_parametrisation_record(centered, choice),
     )
     messages = convergence_problems(diagnostics)
