@@ -59,11 +59,12 @@ notebooks: env
 
 ## test: the whole test suite (unit, cross-engine, bridge, fixture build,
 ## and the checks of the built book when _build/ holds one), its files
-## shared between TEST_JOBS processes (pytest-xdist; a file's tests stay
-## together in one process, so its module fixtures run once)
+## shared between TEST_JOBS processes (pytest-xdist; a file's functions stay
+## together in one process, so its module fixtures run once, and each test
+## class is one unit of its own: a chapter's grading runs)
 TEST_JOBS ?= 2
 test: book
-	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadscope
 
 ## unit: ruff, then the fast tests: no book build, no MCMC, no R, no browser
 ## or LaTeX (the book gates' own tests, tests/test_bookcheck.py, start both)

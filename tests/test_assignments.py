@@ -4,12 +4,15 @@ Fast tests: the otter-div syntax, its refusals (file:line), its absence
 from the reader's output, the master notebook's structure, the leak check.
 
 Grading checks (``book``, ``slow``): they read the assignments ``make book``
-wrote to ``BOOK_BUILD`` (default ``_build/``) and run ``otter run`` (under
-``timeout``) on the instructor notebook (full marks), the untouched student
-notebook (zero on every autograded question) and a submission answered
-wrongly on purpose (``tests/assignments/<chapter>.yml``: less than full
-marks on exactly those questions); and no hidden test, answer, rubric or
-worked solution reaches ``student/``.
+wrote to ``BOOK_BUILD`` (default ``_build/``), whose instructor notebook the
+build graded with ``otter run`` (full marks on every autograded question, or
+the build fails; its record is checked here), and run ``otter run`` (under
+``timeout``) on the untouched student notebook (zero on every autograded
+question) and a submission answered wrongly on purpose
+(``tests/assignments/<chapter>.yml``: less than full marks on exactly those
+questions); and no hidden test, answer, rubric or worked solution reaches
+``student/``. Each chapter's grading runs are a class of their own, so
+that under ``--dist loadscope`` the chapters are graded side by side.
 """
 
 from __future__ import annotations
@@ -360,9 +363,9 @@ def test_a_worked_r_solution_keeps_its_magic_first():
 
 @pytest.mark.slow
 def test_otter_assign_grades_the_solutions(tmp_path):
-    """assign_chapter writes the three folders, and fails the build when a
-    solution fails its own tests."""
-    from qmd_sphinx.assign import KEY_FILE, AssignError, assign_chapter
+    """assign_chapter writes the three folders and the instructor notebook's
+    grades, and fails the build when a solution fails its own tests."""
+    from qmd_sphinx.assign import GRADED_FILE, KEY_FILE, AssignError, assign_chapter
 
     reader = tmp_path / "t-reader.ipynb"
     nbformat.write(_reader_notebook(), reader)
@@ -373,11 +376,15 @@ def test_otter_assign_grades_the_solutions(tmp_path):
     assert (out / "student" / "t.ipynb").is_file()
     assert (out / "instructor" / "t.ipynb").is_file()
     assert len(list((out / "autograder").glob("t-autograder_*.zip"))) == 1
+    graded = json.loads((out / GRADED_FILE).read_text())
+    assert graded["scores"] == {"sum": [2.0, 2.0]} and graded["seconds"] > 0
     bad = tmp_path / "bad.qmd"
     bad.write_text(GOOD.replace("total = 1 + 1  # SOLUTION",
                                 "total = 1 + 2  # SOLUTION"))
-    with pytest.raises(AssignError, match="otter assign failed"):
+    with pytest.raises(AssignError,
+                       match=r"does not get full marks.*'sum': \(1.0, 2.0\)"):
         assign_chapter(bad, reader, tmp_path / "bad", "t")
+    assert not (tmp_path / "bad").exists()
     # a rebuild from the same notebook and inputs keeps the assignment; other
     # inputs, or a changed question, run otter assign again
     kept = tmp_path / "kept"
@@ -386,7 +393,9 @@ def test_otter_assign_grades_the_solutions(tmp_path):
     assert not assign_chapter(good, reader, kept, "t", inputs="code-1")
     assert (kept / "student" / "t.ipynb").read_bytes() == student
     assert assign_chapter(good, reader, kept, "t", inputs="code-2")
-    with pytest.raises(AssignError, match="otter assign failed"):
+    assert json.loads((kept / GRADED_FILE).read_text())["key"] == (
+        kept / KEY_FILE).read_text().strip()
+    with pytest.raises(AssignError, match="does not get full marks"):
         assign_chapter(bad, reader, kept, "t", inputs="code-2")
     assert not (kept / KEY_FILE).exists()
 
@@ -461,30 +470,57 @@ def _autograded(chapter: str) -> list[Question]:
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 @pytest.mark.book
-@pytest.mark.slow
-def test_instructor_notebook_gets_full_marks(graded, chapter):
-    scores = graded(chapter, "instructor")
+def test_instructor_notebook_got_full_marks_when_built(chapter):
+    """The build graded this very assignment's instructor notebook (the
+    record carries the assignment's key) on every autograded question."""
+    from qmd_sphinx.assign import GRADED_FILE, KEY_FILE
+
+    folder = _assignment(chapter)
+    record = json.loads((folder / GRADED_FILE).read_text())
+    assert record["key"] == (folder / KEY_FILE).read_text().strip()
+    scores = {q: tuple(v) for q, v in record["scores"].items()}
     assert set(scores) == {q.name for q in _autograded(chapter)}
     assert all(s == m > 0 for s, m in scores.values()), scores
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
 @pytest.mark.book
 @pytest.mark.slow
-def test_untouched_student_notebook_gets_zero(graded, chapter):
-    scores = graded(chapter, "student")
-    assert set(scores) == {q.name for q in _autograded(chapter)}
-    assert all(s == 0 < m for s, m in scores.values()), scores
+class _Grading:
+    """A chapter's grading runs, checked. Each chapter is a class of its own
+    (below), which ``--dist loadscope`` (``make test``) hands to one worker:
+    the chapters are graded side by side, and a chapter's runs stay in the
+    worker whose ``graded`` fixture holds them."""
+
+    chapter: str
+
+    def test_untouched_student_notebook_gets_zero(self, graded):
+        scores = graded(self.chapter, "student")
+        assert set(scores) == {q.name for q in _autograded(self.chapter)}
+        assert all(s == 0 < m for s, m in scores.values()), scores
+
+    def test_wrong_answers_lose_points_exactly_where_wrong(self, graded):
+        wrong = set(yaml.safe_load((WRONG / f"{self.chapter}.yml").read_text()))
+        scores = graded(self.chapter, "wrong")
+        lost = {name for name, (s, m) in scores.items() if s < m}
+        assert lost == wrong, scores
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
-@pytest.mark.book
-@pytest.mark.slow
-def test_wrong_answers_lose_points_exactly_where_wrong(graded, chapter):
-    wrong = set(yaml.safe_load((WRONG / f"{chapter}.yml").read_text()))
-    scores = graded(chapter, "wrong")
-    lost = {name for name, (s, m) in scores.items() if s < m}
-    assert lost == wrong, scores
+class _FitLmerGrading(_Grading):
+    def test_random_intercepts_only_score_zero_where_slopes_are_asked(self, graded):
+        """tests/assignments/fit-lmer.yml answers the unbalanced fit with
+        (1 | cafe): its fixed effects are close to the right fit's, its
+        random effects are not, and the question scores nothing."""
+        wrong = yaml.safe_load((WRONG / "fit-lmer.yml").read_text())
+        assert "(1 | cafe)" in wrong["unbalanced-fit"]
+        score, possible = graded("fit-lmer", "wrong")["unbalanced-fit"]
+        assert score == 0 < possible
+
+
+for _chapter in CHAPTERS:
+    _name = "TestGrading" + "".join(w.title() for w in _chapter.split("-"))
+    globals()[_name] = type(
+        _name, (_FitLmerGrading if _chapter == "fit-lmer" else _Grading,),
+        {"chapter": _chapter, "__doc__": f"The grading runs of {_chapter}."})
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -497,18 +533,6 @@ def test_no_hidden_test_or_solution_in_student_folder(chapter):
     assert leaks(folder / "student", qs, reader) == []
     # and the instructor's copy does hold them: the check looks in the right place
     assert leaks(folder / "instructor", qs, reader)
-
-
-@pytest.mark.book
-@pytest.mark.slow
-def test_random_intercepts_only_score_zero_where_slopes_are_asked(graded):
-    """tests/assignments/fit-lmer.yml answers the unbalanced fit with
-    (1 | cafe): its fixed effects are close to the right fit's, its random
-    effects are not, and the question scores nothing."""
-    wrong = yaml.safe_load((WRONG / "fit-lmer.yml").read_text())
-    assert "(1 | cafe)" in wrong["unbalanced-fit"]
-    score, possible = graded("fit-lmer", "wrong")["unbalanced-fit"]
-    assert score == 0 < possible
 
 
 def test_timing_script_refuses_a_build_without_assignments(tmp_path, capsys):

@@ -29,8 +29,9 @@ Quarto hides ``.content-hidden`` in every format and runs no ```` ```python ````
 fence; the bridge drops the div (``emit.py``). :func:`questions` reads and
 checks the divs (``QmdSyntaxError`` with ``file:line``), :func:`master_notebook`
 turns the chapter's reader notebook (``notebooks.py``) into an otter master
-notebook, and :func:`assign_chapter` runs ``otter assign`` on it, which
-executes the solutions and fails when a test fails. The README of this
+notebook, and :func:`assign_chapter` runs ``otter assign`` on it, then grades
+the instructor's notebook with ``otter run`` (as a student's submission is
+graded) and fails unless it gets full marks. The README of this
 package documents the syntax.
 """
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -342,7 +344,8 @@ def assignment_config(name: str, seed: int | None) -> str:
         "init_cell": True,
         "check_all_cell": True,
         "export_cell": False,
-        "run_tests": True,
+        # the solutions are graded once, by assign_chapter, with otter run
+        "run_tests": False,
         "solutions_pdf": False,
         "generate": True,
         "tests": {"files": True},
@@ -483,6 +486,9 @@ class AssignError(RuntimeError):
 
 #: the file in an assignment's folder that records what it was built from
 KEY_FILE = ".assign-key"
+#: the file beside it with the instructor notebook's grades: the assignment's
+#: key, the seconds of the grading run and each question's (score, possible)
+GRADED_FILE = "graded-instructor.json"
 
 
 def assignment_key(master, inputs: str = "") -> str:
@@ -503,11 +509,13 @@ def assign_chapter(qmd: Path, reader_nb: Path, out: Path, name: str,
                    timeout: float = 600, inputs: str | None = None) -> bool:
     """``out/{student,autograder,instructor}/`` for one chapter.
 
-    ``otter assign`` executes the solutions and grades them: a failing test
-    fails the build, with otter's output. With ``inputs`` (a hash of what the
-    solutions read besides the notebook), an assignment already built from
-    the same master notebook and inputs is kept as it is; returns whether
-    otter assign ran."""
+    After ``otter assign``, the instructor notebook is graded with ``otter
+    run`` against the autograder zip, the way a student's submission is: a
+    question short of full marks fails the build, with otter's scores. The
+    grades are written to :data:`GRADED_FILE`. With ``inputs`` (a hash of
+    what the solutions read besides the notebook), an assignment already
+    built and graded from the same master notebook and inputs is kept as it
+    is; returns whether otter assign ran."""
     qmd, reader_nb, out = Path(qmd), Path(reader_nb), Path(out)
     qs = questions(qmd.read_text(encoding="utf-8"), str(qmd))
     if not qs:
@@ -517,7 +525,7 @@ def assign_chapter(qmd: Path, reader_nb: Path, out: Path, name: str,
     built = [out / "student" / f"{name}.ipynb", out / "instructor" / f"{name}.ipynb"]
     if (key is not None and (out / KEY_FILE).is_file()
             and (out / KEY_FILE).read_text(encoding="utf-8").strip() == key
-            and all(p.is_file() for p in built)
+            and all(p.is_file() for p in built) and (out / GRADED_FILE).is_file()
             and list((out / "autograder").glob(f"{name}-autograder_*.zip"))):
         return False
     if out.exists():
@@ -546,6 +554,18 @@ def assign_chapter(qmd: Path, reader_nb: Path, out: Path, name: str,
         (out / "instructor").mkdir()
         shutil.copy2(result / "autograder" / f"{name}.ipynb",
                      out / "instructor" / f"{name}.ipynb")
+        scores, seconds = otter_run(out, out / "instructor" / f"{name}.ipynb",
+                                    Path(tmp) / "graded", timeout=timeout)
+    short = {q: v for q, v in scores.items() if not v[0] == v[1] > 0}
+    if short or not scores:
+        shutil.rmtree(out)
+        raise AssignError(f"{qmd}: the instructor notebook does not get full "
+                          "marks (a solution fails its tests); otter run gave "
+                          f"(score, possible) {short or scores}")
+    record = {"key": key, "seconds": round(seconds, 1),
+              "scores": {q: list(v) for q, v in sorted(scores.items())}}
+    (out / GRADED_FILE).write_text(json.dumps(record, indent=1) + "\n",
+                                   encoding="utf-8")
     if key is not None:  # written last: a build cut short leaves no key
         (out / KEY_FILE).write_text(key + "\n", encoding="utf-8")
     return True
@@ -607,7 +627,6 @@ def otter_run(folder: Path, submission: Path, out: Path,
     """Grade one submission with ``otter run`` (no Docker) against the
     assignment in ``folder`` (``autograder/*-autograder_*.zip``), under
     ``timeout`` seconds. Returns ({question: (score, possible)}, seconds)."""
-    import json
     import time
 
     zips = sorted((Path(folder) / "autograder").glob("*-autograder_*.zip"))
