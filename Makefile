@@ -23,6 +23,9 @@ export NUMBA_CACHE_DIR := $(COMPILE_CACHE)/numba
 export JAX_COMPILATION_CACHE_DIR := $(COMPILE_CACHE)/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS := 0
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES := 0
+# JAX passes the data a model closes over to its compiled programs as
+# arguments, so one compilation serves every data set of the same shape.
+export JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS := 1
 # PyTensor's C code links to Debian's BLAS (libblas-dev, pulled in by
 # r-base-dev); without it PyTensor warns on stderr on a fresh compile cache.
 export PYTENSOR_FLAGS := blas__ldflags=-lblas,base_compiledir=$(COMPILE_CACHE)/pytensor
@@ -110,7 +113,8 @@ lock:
 print-env:
 	@$(PY) -c "import os; [print(k + '=' + os.environ.get(k, '')) for k in \
 	  ('MULTILEVEL_COMPILE_CACHE', 'NUMBA_CACHE_DIR', \
-	   'JAX_COMPILATION_CACHE_DIR', 'PYTENSOR_FLAGS', 'OPENBLAS_NUM_THREADS', \
+	   'JAX_COMPILATION_CACHE_DIR', 'JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS', \
+	   'PYTENSOR_FLAGS', 'OPENBLAS_NUM_THREADS', \
 	   'R_PROFILE_USER')]"
 
 clean:

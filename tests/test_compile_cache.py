@@ -97,6 +97,7 @@ print(json.dumps({
     "pytensor": str(pytensor.config.base_compiledir),
     "jax": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
     "jax_min": os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"),
+    "jax_constants": __import__("jax").config.jax_use_simplified_jaxpr_constants,
 }))
 """
 
@@ -120,6 +121,7 @@ def test_a_fresh_process_compiles_into_the_named_folder(tmp_path):
     assert Path(got["pytensor"]) == tmp_path / "pytensor"
     assert got["jax"] == str(tmp_path / "jax")
     assert got["jax_min"] == "0"
+    assert got["jax_constants"] is True  # data as arguments, one compile a shape
 
 
 @pytest.mark.slow
@@ -151,14 +153,66 @@ def test_configure_sets_only_what_is_not_set(monkeypatch, tmp_path):
                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
                  "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(bayes.JAX_CONSTANTS, "0")  # a reader's own choice stays
     monkeypatch.setenv("NUMBA_CACHE_DIR", "/kept")
     monkeypatch.setenv("PYTENSOR_FLAGS", "blas__ldflags=-lblas")
     set_now = bayes.configure_compile_caches(tmp_path)
-    assert "NUMBA_CACHE_DIR" not in set_now
+    assert "NUMBA_CACHE_DIR" not in set_now and bayes.JAX_CONSTANTS not in set_now
     assert os.environ["NUMBA_CACHE_DIR"] == "/kept"
+    assert os.environ[bayes.JAX_CONSTANTS] == "0"
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jax")
     assert os.environ["PYTENSOR_FLAGS"] == (
         f"blas__ldflags=-lblas,base_compiledir={tmp_path / 'pytensor'}"
     )
     # a second call changes nothing: the flags already name a compiledir
     assert bayes.configure_compile_caches(tmp_path / "other") == {}
+
+
+#: Fit each data set named on the command line (simulate_cafes keywords as
+#: JSON) with NumPyro, and print the persistent cache's misses and hits of
+#: each fit: the programs XLA compiled, and those it found compiled.
+_COUNT = """
+import json, sys
+from multilevel.bayes import fit_pymc  # before JAX: it sets JAX's switches
+from multilevel.data import simulate_cafes
+import jax.monitoring
+
+events = []
+jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+counts = []
+for kwargs in map(json.loads, sys.argv[1:]):
+    events.clear()
+    fit_pymc(simulate_cafes(**kwargs).data, draws=30, tune=30, chains=2, seed=3)
+    counts.append({k: events.count(f"/jax/compilation_cache/cache_{k}")
+                   for k in ("misses", "hits")})
+print(json.dumps(counts))
+"""
+
+
+def _compile_counts(cache: Path, *datasets: dict) -> list[dict]:
+    import json
+
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env.pop("JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS", None)  # the package sets it
+    out = subprocess.run(
+        [sys.executable, "-c", _COUNT, *map(json.dumps, datasets)], cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_numpyro_compiles_once_for_every_data_set_of_a_shape(tmp_path):
+    """The data reach NumPyro's programs as arguments: in a fresh process,
+    other cafes' waits of the same shape find every program compiled, while
+    another number of cafes compiles its own (so the count can fail)."""
+    cache = tmp_path / "jax"
+    first, = _compile_counts(cache, {"seed": 31})
+    assert first["misses"] > 0 and first["hits"] == 0
+    same_shape, other_shape = _compile_counts(
+        cache, {"seed": 32}, {"seed": 33, "n_cafes": 21})
+    assert same_shape == {"misses": 0, "hits": first["misses"]}, same_shape
+    assert other_shape["misses"] > 0, other_shape

@@ -106,25 +106,35 @@ def compile_cache_dir() -> Path | None:
     return None
 
 
+#: JAX's switch that passes the arrays a traced function closes over (the
+#: model's data) to the compiled program as arguments, instead of writing
+#: them into it as constants: one compilation then serves every data set of
+#: the same shape. Read when JAX is imported.
+JAX_CONSTANTS = "JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS"
+
+
 def configure_compile_caches(folder: Path | None = None) -> dict[str, str]:
     """Point PyTensor, numba and JAX at ``folder`` (default
     :func:`compile_cache_dir`), unless the environment already names their
-    caches. Returns the variables it set.
+    caches, and turn on :data:`JAX_CONSTANTS` unless it is set. Returns the
+    variables it set.
 
     It only works before those libraries are imported, as it is here (this
     module calls it before it imports PyMC); in a process that imported
     PyMC, nutpie or JAX first, export the variables before starting it.
     """
+    set_now = {}
+    if not os.environ.get(JAX_CONSTANTS):
+        os.environ[JAX_CONSTANTS] = set_now[JAX_CONSTANTS] = "1"
     folder = compile_cache_dir() if folder is None else Path(folder)
     if folder is None:
-        return {}
+        return set_now
     values = {
         "NUMBA_CACHE_DIR": str(folder / "numba"),
         "JAX_COMPILATION_CACHE_DIR": str(folder / "jax"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
-    set_now = {}
     for name, value in values.items():
         if not os.environ.get(name):
             os.environ[name] = set_now[name] = value
@@ -609,7 +619,12 @@ def _sample_numpyro(model, draws, tune, chains, seed, progressbar,
     jitter, checked by the compiled log density rather than op by op; and
     the draws are moved to NumPy once. JAX's compiled programs are kept in
     its persistent cache (``JAX_COMPILATION_CACHE_DIR``), so a fit of a
-    model compiled before, in any process, only traces it.
+    model compiled before, in any process, only traces it. With
+    ``JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS=1`` in the environment before JAX
+    is imported (:func:`configure_compile_caches` sets it), the data reach
+    the programs as arguments instead of constants written into them: one
+    compilation serves every data set of the same shape, and XLA does not
+    spend its time folding the data into the program.
     """
     import arviz as az
     import jax
