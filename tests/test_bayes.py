@@ -284,6 +284,88 @@ def test_seed_is_required(cafes):
         fit_pymc(cafes)
 
 
+# ------------------------------------------------- the likelihood of cells
+
+
+def test_visit_cells_on_hand_made_visits():
+    from multilevel.bayes import visit_cells
+
+    cafe = np.array([1, 0, 0, 1, 0, 1])
+    afternoon = np.array([0.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    wait = np.array([4.0, 2.0, 5.0, 6.0, 3.0, 2.0])
+    cells = visit_cells(cafe, afternoon, wait)
+    # cells (0, 0): [5]; (0, 1): [2, 3]; (1, 0): [4, 6, 2]
+    np.testing.assert_array_equal(cells.cafe, [0, 0, 1])
+    np.testing.assert_array_equal(cells.afternoon, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(cells.n, [1, 2, 3])
+    np.testing.assert_allclose(cells.mean, [5.0, 2.5, 4.0])
+    assert cells.within_ss == pytest.approx(0.5 + 8.0)
+    assert cells.within_df == 6 - 3
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_the_likelihood_of_cells_differs_from_the_visits_by_a_constant(centered):
+    """log p(visits) - log p(cells) = -(df / 2) log(2 pi) - sum(log n) / 2 at
+    every point: the same posterior. Cells of unequal size (some cafes have
+    no afternoon visit), points spread over every parameter, sigma_within
+    included, so a wrong or missing term of either part shows."""
+    from multilevel.bayes import visit_cells
+    from multilevel.design import group_levels
+
+    data = simulate_cafes(n_cafes=8, n_visits=6, seed=3).data
+    drop = (data["cafe"].isin([1, 4])) & (data["afternoon"] == 1)
+    data = data[~drop].iloc[3:].reset_index(drop=True)
+    visits = cafe_model(data, centered=centered)
+    cells_model = cafe_model(data, centered=centered, likelihood="cells")
+    _, idx = group_levels(data["cafe"])
+    cells = visit_cells(idx, data["afternoon"].to_numpy(float),
+                        data["wait"].to_numpy(float))
+    assert len(set(cells.n)) > 1 and len(cells.n) == 8 * 2 - 2
+    expected = (-cells.within_df / 2 * np.log(2 * np.pi)
+                - np.sum(np.log(cells.n)) / 2)
+    logp_v, logp_c = visits.compile_logp(), cells_model.compile_logp()
+    start = visits.initial_point()
+    rng = np.random.default_rng(7)
+    diffs = []
+    for _ in range(6):
+        point = {k: v + rng.normal(0.0, 0.7, np.shape(v)) for k, v in start.items()}
+        diffs.append(logp_v(point) - logp_c(point))
+    np.testing.assert_allclose(diffs, expected, rtol=0, atol=1e-9)
+    assert [v.name for v in cells_model.observed_RVs] == ["wait_mean"]
+
+
+def test_a_bad_likelihood_is_refused(cafes):
+    with pytest.raises(InputError, match="likelihood must be one of 'visits', 'cells'"):
+        cafe_model(cafes, likelihood="sums")
+    with pytest.raises(InputError, match="likelihood must be one of"):
+        fit_pymc(cafes, seed=1, likelihood=None)
+
+
+@pytest.mark.slow
+def test_the_cells_posterior_is_the_visits_posterior(pymc_fit, cafes):
+    """The same posterior sampled from the cells' sums: means within 4.5
+    combined Monte Carlo standard errors for all 46 quantities."""
+    import arviz as az
+
+    cells = fit_pymc(cafes, seed=SEED + 1, likelihood="cells")
+    assert cells.diagnostics["likelihood"] == "cells"
+    assert pymc_fit.diagnostics["likelihood"] == "visits"
+    assert cells.diagnostics["divergences"] == 0
+    assert cells.diagnostics["r_hat_max"] < 1.01
+    names = ["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within",
+             "alpha_cafe", "beta_cafe"]
+    a, b = pymc_fit.raw.posterior[names], cells.raw.posterior[names]
+    a_se, b_se = az.mcse(a), az.mcse(b)
+    checked = 0
+    for name in names:
+        diff = np.abs(a[name].mean(("chain", "draw"))
+                      - b[name].mean(("chain", "draw"))).values
+        tol = 4.5 * np.hypot(a_se[name].values, b_se[name].values)
+        assert np.all(diff < tol), (name, diff, tol)
+        checked += diff.size
+    assert checked == 46
+
+
 # ------------------------------------------------------------- unbaking
 
 
@@ -535,3 +617,6 @@ def test_a_compiled_model_is_refused_for_other_cafes_or_samplers(cafes):
             fit_pymc(cafes, seed=1, sampler=other, compiled=compiled)
     with pytest.raises(InputError, match="sampler='nutpie'"):
         fit_pymc(cafes, seed=1, compiled=compiled)  # the default is not nutpie
+    with pytest.raises(InputError, match="one likelihood term per visit"):
+        fit_pymc(cafes, seed=1, sampler="nutpie", compiled=compiled,
+                 likelihood="cells")
