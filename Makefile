@@ -34,7 +34,7 @@ export PYTENSOR_FLAGS := blas__ldflags=-lblas,base_compiledir=$(COMPILE_CACHE)/p
 export R_PROFILE_USER := $(CURDIR)/code/multilevel/Rprofile
 
 .PHONY: book test unit lint env check serve notebooks pdf html quarto lock clean \
-  print-env
+  print-env execution-seconds
 
 # Everything a build reads: when none of it is newer than the last build,
 # `make book` (and so `make test`) does not rebuild.
@@ -107,6 +107,12 @@ lock:
 	/tmp/lock-venv/bin/pip install -q --upgrade pip
 	/tmp/lock-venv/bin/pip install -q -e '.[book,test]'
 	/tmp/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+
+## execution-seconds: save the chapters' execution times of the last build
+## (benchmarks/execution-seconds.json), by which a clean clone shares the
+## chapters between its Sphinx runs
+execution-seconds: $(OUT)/.built
+	$(PY) scripts/build_book.py --root . --out $(OUT) --save-execution-seconds
 
 ## print-env: the variables every command here runs with (compile caches,
 ## threads), as the kernels, the tests and the command lines see them

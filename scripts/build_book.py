@@ -116,20 +116,88 @@ def _guess_seconds(text: str) -> float:
     return 3 + 8 * mcmc + 2.5 * r + len(text.splitlines()) / 100
 
 
-def _execution_groups(book, out: Path, jobs: int) -> list[list[str]]:
-    """The chapters in ``jobs`` groups of about equal execution time (longest
-    first, each to the lightest group): the seconds the last build recorded
-    in the execution cache, else a guess from the chapter's code. Every
-    chapter executes (each has the hidden cell with the code's hash), the
-    index in every group (each sub-book has it), and so does the chapter
-    holding the bibliography (the citations of every sub-book need it)."""
-    seconds = {}
+#: Each chapter's execution seconds as a build measured them, saved with the
+#: sources (``make execution-seconds``): a clean clone, which has timed
+#: nothing yet, shares its chapters between Sphinx runs by these.
+SAVED_SECONDS = Path("benchmarks") / "execution-seconds.json"
+
+
+def _recorded_seconds(out: Path) -> dict[str, float]:
+    """Seconds each chapter's execution took, as the execution cache of the
+    last build recorded them, by chapter name."""
+    seconds: dict[str, float] = {}
     cache = out / CACHE_DIR
     if cache.is_dir():
         from jupyter_cache import get_cache
 
         for record in get_cache(str(cache)).list_cache_records():
-            seconds[Path(record.uri).stem] = record.data.get("execution_seconds")
+            known = record.data.get("execution_seconds")
+            if known:
+                seconds[Path(record.uri).stem] = float(known)
+    return seconds
+
+
+def _saved_seconds(root: Path) -> dict[str, float]:
+    """The seconds in ``root/SAVED_SECONDS`` by chapter name ({} without the
+    file); a file that is not such a table is refused, naming it."""
+    import json
+
+    path = root / SAVED_SECONDS
+    if not path.is_file():
+        return {}
+    try:
+        seconds = json.loads(path.read_text(encoding="utf-8"))["seconds"]
+        return {Path(k).stem: float(v) for k, v in seconds.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BuildError(
+            f"{path}: expected {{\"seconds\": {{chapter: seconds}}}} ({exc}); "
+            "rewrite it with `make execution-seconds` or delete it") from exc
+
+
+def save_execution_seconds(root: Path, out: Path) -> Path:
+    """Write what the execution cache of ``out`` recorded for the book's
+    chapters to ``root/SAVED_SECONDS``, with when, where and from which
+    commit they were measured. Refuses when a chapter has no record (build
+    the book first)."""
+    import datetime
+    import json
+
+    from qmd_sphinx.quarto_config import load_quarto
+
+    book = load_quarto(root.resolve())
+    recorded = _recorded_seconds(out)
+    chapters = [c.path for c in book.chapters]
+    missing = [c for c in chapters if Path(c).stem not in recorded]
+    if missing:
+        raise BuildError(
+            f"no execution time recorded in {out / CACHE_DIR} for "
+            f"{', '.join(missing)}; run `make book` first")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root,
+                            capture_output=True, text=True).stdout.strip()
+    record = {
+        "what": "seconds each chapter took to execute in `make book`, "
+                "in Sphinx runs side by side; read by a clean build to "
+                "share the chapters between its runs",
+        "date": datetime.date.today().isoformat(),
+        "git_commit": commit or None,
+        "cores": os.cpu_count(),
+        "seconds": {c: round(recorded[Path(c).stem], 1) for c in chapters},
+    }
+    path = root / SAVED_SECONDS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _execution_groups(book, out: Path, jobs: int) -> list[list[str]]:
+    """The chapters in ``jobs`` groups of about equal execution time (longest
+    first, each to the lightest group): the seconds the last build recorded
+    in the execution cache, else those saved with the sources
+    (:data:`SAVED_SECONDS`), else a guess from the chapter's code. Every
+    chapter executes (each has the hidden cell with the code's hash), the
+    index in every group (each sub-book has it), and so does the chapter
+    holding the bibliography (the citations of every sub-book need it)."""
+    seconds = {**_saved_seconds(book.root), **_recorded_seconds(out)}
     spread, shared = [], []
     for chapter in book.chapters[1:]:
         path = book.root / chapter.path
@@ -510,9 +578,20 @@ def main(argv: list[str] | None = None) -> int:
                              "side after a change of code, and otter assign "
                              "runs side by side (default: 2, or 1 on one "
                              "core; 1: one after another)")
+    parser.add_argument("--save-execution-seconds", action="store_true",
+                        help=f"build nothing: write the execution times the "
+                             f"cache in --out recorded to {SAVED_SECONDS}")
     args = parser.parse_args(argv)  # fmt: skip
     if args.jobs < 1:
         parser.error(f"--jobs: at least 1, got {args.jobs}")
+    if args.save_execution_seconds:
+        try:
+            path = save_execution_seconds(args.root, args.out.resolve())
+        except BuildError as exc:
+            _say(f"FAILED: {exc}")
+            return 1
+        _say(f"execution times saved to {path}")
+        return 0
 
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}
     unknown = formats - set(FORMATS)

@@ -64,3 +64,67 @@ def test_jobs_below_one_are_refused(build_book, capsys):
     with pytest.raises(SystemExit):
         build_book.main(["--jobs", "0"])
     assert "--jobs: at least 1, got 0" in capsys.readouterr().err
+
+
+def _save(tmp_path, seconds) -> None:
+    import json
+
+    path = tmp_path / "benchmarks" / "execution-seconds.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"seconds": seconds}))
+
+
+def test_a_clean_build_shares_the_chapters_by_the_saved_seconds(build_book,
+                                                                tmp_path):
+    # by their code a (100) is longest; the saved measurements say c is
+    book = _book(tmp_path, {"a": 1000, "b": 600, "c": 500, "refs": None})
+    _save(tmp_path, {"a.qmd": 10.0, "b.qmd": 30.0, "c.qmd": 50.0})
+    groups = build_book._execution_groups(book, tmp_path / "out", jobs=2)
+    assert groups == [["c.qmd", "refs.qmd"], ["b.qmd", "a.qmd", "refs.qmd"]]
+
+
+def test_a_build_prefers_the_seconds_it_recorded_itself(build_book, tmp_path,
+                                                        monkeypatch):
+    book = _book(tmp_path, {"a": 1000, "b": 600, "c": 500, "refs": None})
+    _save(tmp_path, {"a.qmd": 10.0, "b.qmd": 30.0, "c.qmd": 50.0})
+    monkeypatch.setattr(build_book, "_recorded_seconds",
+                        lambda out: {"a": 70.0})
+    groups = build_book._execution_groups(book, tmp_path / "out", jobs=2)
+    assert groups == [["a.qmd", "refs.qmd"], ["c.qmd", "b.qmd", "refs.qmd"]]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"seconds": {"a.qmd": "slow"}}',
+                                  "not json"])
+def test_a_broken_file_of_saved_seconds_is_refused_by_name(build_book, tmp_path,
+                                                           text):
+    book = _book(tmp_path, {"a": 10, "b": 10})
+    path = tmp_path / "benchmarks" / "execution-seconds.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.raises(build_book.BuildError,
+                       match=r"execution-seconds\.json: expected "
+                             r".*make execution-seconds"):
+        build_book._execution_groups(book, tmp_path / "out", jobs=2)
+
+
+def test_saving_needs_a_recorded_time_for_every_chapter(build_book, tmp_path,
+                                                        monkeypatch):
+    import json
+
+    root = ROOT
+    monkeypatch.setattr(build_book, "SAVED_SECONDS",
+                        tmp_path / "saved.json")  # absolute: root / it is it
+    monkeypatch.setattr(build_book, "_recorded_seconds", lambda out: {"index": 1.0})
+    with pytest.raises(build_book.BuildError, match="no execution time recorded "
+                       r".*book/cafes\.qmd.*run `make book` first"):
+        build_book.save_execution_seconds(root, tmp_path / "out")
+    assert not (tmp_path / "saved.json").exists()
+    from qmd_sphinx.quarto_config import load_quarto
+
+    names = [c.path for c in load_quarto(root).chapters]
+    recorded = {Path(c).stem: 2.0 + i for i, c in enumerate(names)}
+    monkeypatch.setattr(build_book, "_recorded_seconds", lambda out: recorded)
+    path = build_book.save_execution_seconds(root, tmp_path / "out")
+    saved = json.loads(path.read_text())
+    assert saved["seconds"] == {c: 2.0 + i for i, c in enumerate(names)}
+    assert saved["cores"] and saved["date"]
