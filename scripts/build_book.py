@@ -132,7 +132,7 @@ def _recorded_seconds(out: Path) -> dict[str, float]:
 
         for record in get_cache(str(cache)).list_cache_records():
             known = record.data.get("execution_seconds")
-            if known:
+            if known is not None:
                 seconds[Path(record.uri).stem] = float(known)
     return seconds
 
@@ -157,8 +157,8 @@ def _saved_seconds(root: Path) -> dict[str, float]:
 def save_execution_seconds(root: Path, out: Path) -> Path:
     """Write what the execution cache of ``out`` recorded for the book's
     chapters to ``root/SAVED_SECONDS``, with when, where and from which
-    commit they were measured. Refuses when a chapter has no record (build
-    the book first)."""
+    commit they were measured. A chapter without code has no record and is
+    left out; refuses when no chapter has one (build the book first)."""
     import datetime
     import json
 
@@ -167,11 +167,11 @@ def save_execution_seconds(root: Path, out: Path) -> Path:
     book = load_quarto(root.resolve())
     recorded = _recorded_seconds(out)
     chapters = [c.path for c in book.chapters]
-    missing = [c for c in chapters if Path(c).stem not in recorded]
-    if missing:
+    chapters = [c for c in chapters if Path(c).stem in recorded]
+    if not chapters:
         raise BuildError(
-            f"no execution time recorded in {out / CACHE_DIR} for "
-            f"{', '.join(missing)}; run `make book` first")
+            f"no execution time recorded in {out / CACHE_DIR} for any "
+            "chapter; run `make book` first")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root,
                             capture_output=True, text=True).stdout.strip()
     record = {
@@ -205,7 +205,7 @@ def _execution_groups(book, out: Path, jobs: int) -> list[list[str]]:
 
     def cost(rel: str) -> float:
         known = seconds.get(Path(rel).stem)
-        if known:
+        if known is not None:
             return float(known)
         return _guess_seconds((book.root / rel).read_text(encoding="utf-8"))
 
