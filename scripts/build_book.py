@@ -425,11 +425,12 @@ def _wheel(out: Path) -> Path:
 def _assignment_inputs(root: Path, env) -> str:
     """A hash of what an assignment's solutions and tests read besides its
     notebook: the package's code and the saved results under ``results/`` and
-    ``benchmarks/``."""
+    ``benchmarks/`` (not the build's own execution times, which no chapter
+    reads)."""
     digest = hashlib.sha256(_code_hash(env).encode())
     for folder in ("results", "benchmarks"):
         for path in sorted((root / folder).rglob("*")):
-            if path.is_file():
+            if path.is_file() and path != root / SAVED_SECONDS:
                 digest.update(str(path.relative_to(root)).encode() + b"\0")
                 digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -130,3 +130,17 @@ def test_saving_writes_the_recorded_times_of_the_books_chapters(build_book, tmp_
     saved = json.loads(path.read_text())
     assert saved["seconds"] == {c: 2.0 + i for i, c in enumerate(names)}
     assert saved["cores"] and saved["date"]
+
+
+def test_saved_execution_times_do_not_rebuild_the_assignments(build_book,
+                                                             tmp_path):
+    env = {"QMD_SPHINX_CODE": str(tmp_path / "code")}
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "m.py").write_text("x = 1\n")
+    _save(tmp_path, {"a.qmd": 1.0})
+    (tmp_path / "benchmarks" / "results.csv").write_text("engine,seconds\n")
+    before = build_book._assignment_inputs(tmp_path, env)
+    _save(tmp_path, {"a.qmd": 2.0})
+    assert build_book._assignment_inputs(tmp_path, env) == before
+    (tmp_path / "benchmarks" / "results.csv").write_text("engine,seconds\nx,1\n")
+    assert build_book._assignment_inputs(tmp_path, env) != before
