@@ -63,6 +63,27 @@ def _logp(model, name, value):
     return float(pm.logp(model[name], np.float64(value)).eval())
 
 
+def _assert_same_posterior(first, second) -> None:
+    """Posterior means of the 46 quantities (population means, SDs, rho,
+    sigma_within, the cafes' coefficients) of two fits within 4.5 combined
+    Monte Carlo standard errors (false-alarm rate ~ 46 * 7e-6 if both runs
+    are right)."""
+    import arviz as az
+
+    names = ["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within",
+             "alpha_cafe", "beta_cafe"]
+    a, b = first.raw.posterior[names], second.raw.posterior[names]
+    a_se, b_se = az.mcse(a), az.mcse(b)
+    checked = 0
+    for name in names:
+        diff = np.abs(a[name].mean(("chain", "draw"))
+                      - b[name].mean(("chain", "draw"))).values
+        tol = 4.5 * np.hypot(a_se[name].values, b_se[name].values)
+        assert np.all(diff < tol), (name, diff, tol)
+        checked += diff.size
+    assert checked == 46
+
+
 # ---------------------------------------------------------------- the model
 
 
@@ -345,25 +366,13 @@ def test_a_bad_likelihood_is_refused(cafes):
 def test_the_cells_posterior_is_the_visits_posterior(pymc_fit, cafes):
     """The same posterior sampled from the cells' sums: means within 4.5
     combined Monte Carlo standard errors for all 46 quantities."""
-    import arviz as az
 
     cells = fit_pymc(cafes, seed=SEED + 1, likelihood="cells")
     assert cells.diagnostics["likelihood"] == "cells"
     assert pymc_fit.diagnostics["likelihood"] == "visits"
     assert cells.diagnostics["divergences"] == 0
     assert cells.diagnostics["r_hat_max"] < 1.01
-    names = ["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within",
-             "alpha_cafe", "beta_cafe"]
-    a, b = pymc_fit.raw.posterior[names], cells.raw.posterior[names]
-    a_se, b_se = az.mcse(a), az.mcse(b)
-    checked = 0
-    for name in names:
-        diff = np.abs(a[name].mean(("chain", "draw"))
-                      - b[name].mean(("chain", "draw"))).values
-        tol = 4.5 * np.hypot(a_se[name].values, b_se[name].values)
-        assert np.all(diff < tol), (name, diff, tol)
-        checked += diff.size
-    assert checked == 46
+    _assert_same_posterior(pymc_fit, cells)
 
 
 # ------------------------------------------------------------- unbaking
@@ -531,24 +540,11 @@ def test_centred_and_noncentred_agree_within_monte_carlo_error(
     """Same model, two parametrisations: posterior means differ by no more
     than 4.5 combined Monte Carlo standard errors, for each of the 46
     quantities (false-alarm rate ~ 46 * 7e-6 if both runs are right)."""
-    import arviz as az
 
     nc = pymc_fit_noncentred
     assert nc.diagnostics["r_hat_max"] < 1.01
     assert nc.diagnostics["divergences"] == 0
-    names = ["a_bar", "b_bar", "sigma_cafe", "rho", "sigma_within",
-             "alpha_cafe", "beta_cafe"]
-    c_post = pymc_fit.raw.posterior[names]
-    n_post = nc.raw.posterior[names]
-    c_mcse, n_mcse = az.mcse(c_post), az.mcse(n_post)
-    checked = 0
-    for name in names:
-        diff = np.abs(c_post[name].mean(("chain", "draw"))
-                      - n_post[name].mean(("chain", "draw"))).values
-        tol = 4.5 * np.hypot(c_mcse[name].values, n_mcse[name].values)
-        assert np.all(diff < tol), (name, diff, tol)
-        checked += diff.size
-    assert checked == 46
+    _assert_same_posterior(pymc_fit, nc)
     assert "non-centred" in nc.method
 
 
