@@ -356,7 +356,8 @@ def test_the_likelihood_of_cells_differs_from_the_visits_by_a_constant(centered)
 
 
 def test_a_bad_likelihood_is_refused(cafes):
-    with pytest.raises(InputError, match="likelihood must be one of 'visits', 'cells'"):
+    with pytest.raises(InputError,
+                       match="likelihood must be one of 'visits', 'cells', 'marginal'"):
         cafe_model(cafes, likelihood="sums")
     with pytest.raises(InputError, match="likelihood must be one of"):
         fit_pymc(cafes, seed=1, likelihood=None)
@@ -373,6 +374,94 @@ def test_the_cells_posterior_is_the_visits_posterior(pymc_fit, cafes):
     assert cells.diagnostics["divergences"] == 0
     assert cells.diagnostics["r_hat_max"] < 1.01
     _assert_same_posterior(pymc_fit, cells)
+
+
+# ----------------------------------- the cafe effects integrated out
+
+
+def _one_afternoon_short(n_cafes=8, seed=3):
+    """Cafes of unequal cells, two of them with no afternoon visit."""
+    data = simulate_cafes(n_cafes=n_cafes, n_visits=6, seed=seed).data
+    drop = (data["cafe"].isin([1, 4])) & (data["afternoon"] == 1)
+    return data[~drop].iloc[3:].reset_index(drop=True)
+
+
+def test_the_marginal_density_and_the_conditional_give_back_the_joint():
+    """p(waits, coefficients | theta) = p(waits | theta) p(coefficients |
+    waits, theta): at random theta and random coefficients, the visits'
+    log posterior minus the marginal model's minus the log density of the
+    coefficients given the data (scipy's bivariate normal, per cafe) is the
+    constant between the visits and the cells, -(df/2) log(2 pi) -
+    sum(log n)/2. Cafes without an afternoon cell included."""
+    from multilevel.bayes import cafe_cells, cafe_effects_given
+
+    data = _one_afternoon_short()
+    visits, marginal = cafe_model(data), cafe_model(data, likelihood="marginal")
+    assert {v.name for v in marginal.free_RVs} == {
+        "chol_cov", "a_bar", "b_bar", "sigma_within"}
+    _, n, m, cells = cafe_cells(data)
+    assert (n[:, 1] == 0).sum() == 2
+    constant = (-cells.within_df / 2 * np.log(2 * np.pi)
+                - np.sum(np.log(cells.n)) / 2)
+    logp_v, logp_m = visits.compile_logp(), marginal.compile_logp()
+    import pytensor
+
+    names = ["a_bar", "b_bar", "sigma_within", "sigma_cafe", "rho"]
+    at_values = pytensor.function(
+        visits.value_vars,
+        visits.replace_rvs_by_values([visits[k] for k in names]),
+        on_unused_input="ignore")
+
+    def unpack(point):
+        return at_values(**{v.name: point[v.name] for v in visits.value_vars})
+    start = visits.initial_point()
+    rng = np.random.default_rng(11)
+    gaps = []
+    for _ in range(5):
+        point = {k: v + rng.normal(0.0, 0.6, np.shape(v)) for k, v in start.items()}
+        a_bar, b_bar, sigma, sd, rho = unpack(point)
+        S = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]],
+                      [rho * sd[0] * sd[1], sd[1] ** 2]])
+        given = cafe_effects_given(n, m, a_bar, b_bar,
+                                   (S[0, 0], S[0, 1], S[1, 1]), sigma)
+        ab = point["ab_cafe"]
+        conditional = sum(
+            stats.multivariate_normal(
+                [a_bar + given["mean"][0][j], b_bar + given["mean"][1][j]],
+                [[given["cov"][0][j], given["cov"][1][j]],
+                 [given["cov"][1][j], given["cov"][2][j]]]).logpdf(ab[j])
+            for j in range(len(ab)))
+        marginal_point = {k: v for k, v in point.items() if k != "ab_cafe"}
+        gaps.append(logp_v(point) - logp_m(marginal_point) - conditional)
+    np.testing.assert_allclose(gaps, constant, rtol=0, atol=1e-8)
+
+
+def test_the_marginal_form_refuses_what_it_cannot_write(cafes):
+    with pytest.raises(InputError, match="nothing to parametrise; leave centered=True"):
+        cafe_model(cafes, centered=False, likelihood="marginal")
+    other = cafes.assign(afternoon=cafes["afternoon"] * 0.5)
+    with pytest.raises(InputError, match="afternoon to be 0 .* or 1 .*values such as"):
+        cafe_model(other, likelihood="marginal")
+
+
+@pytest.mark.slow
+def test_the_marginal_posterior_is_the_visits_posterior(pymc_fit, cafes):
+    """NUTS on the six population parameters, then the cafes' coefficients
+    drawn given each draw: the joint posterior of the visits' fit, within
+    4.5 combined Monte Carlo standard errors for all 46 quantities; the same
+    seed gives the same coefficient draws."""
+    marginal = fit_pymc(cafes, seed=SEED + 2, likelihood="marginal")
+    assert marginal.method.endswith("cafe effects integrated out")
+    assert marginal.diagnostics["divergences"] == 0
+    assert marginal.diagnostics["r_hat_max"] < 1.01
+    _assert_same_posterior(pymc_fit, marginal)
+    assert len(marginal.coef) == len(pymc_fit.coef) == 40
+    again = fit_pymc(cafes, seed=SEED + 2, likelihood="marginal",
+                     draws=100, tune=100)
+    twice = fit_pymc(cafes, seed=SEED + 2, likelihood="marginal",
+                     draws=100, tune=100)
+    np.testing.assert_array_equal(again.raw.posterior["ab_cafe"].values,
+                                  twice.raw.posterior["ab_cafe"].values)
 
 
 # ------------------------------------------------------------- unbaking

@@ -61,6 +61,8 @@ __all__ = [
     "LIKELIHOODS",
     "CompiledCafeModel",
     "VisitCells",
+    "cafe_cells",
+    "cafe_effects_given",
     "cafe_model",
     "clear_compiled",
     "compile_cache_dir",
@@ -70,6 +72,7 @@ __all__ = [
     "quiet_sampling",
     "resolve_priors",
     "shared_wait_model",
+    "draw_cafe_effects",
     "unbake",
     "visit_cells",
 ]
@@ -267,9 +270,10 @@ def resolve_priors(
 # --------------------------------------------------------------------- model
 
 
-#: The two ways :func:`cafe_model` can write the likelihood (8)-(9): one
-#: term per visit, or one per cell (cafe x visit time) from the cell's sums.
-LIKELIHOODS = ("visits", "cells")
+#: The ways :func:`cafe_model` can write the likelihood (8)-(9): one term per
+#: visit; one per cell (cafe x visit time) from the cell's sums; or one per
+#: cafe with the cafe's coefficients integrated out (``"marginal"``).
+LIKELIHOODS = ("visits", "cells", "marginal")
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,106 @@ def visit_cells(cafe_idx: np.ndarray, afternoon: np.ndarray,
     )
 
 
+def cafe_cells(data: pd.DataFrame) -> tuple[list, np.ndarray, np.ndarray, VisitCells]:
+    """Each cafe's morning and afternoon cells as (cafes, 2) arrays: the
+    labels, the numbers of visits ``n`` (0 for a cell with no visit) and the
+    mean waits ``m`` (0 there), and the :class:`VisitCells`. Needs the visit
+    time to be 0 (morning) or 1 (afternoon)."""
+    data = _check_data(data)
+    labels, cafe_idx = group_levels(data[GROUP])
+    A = data["afternoon"].to_numpy(dtype="float64")
+    if not np.isin(A, (0.0, 1.0)).all():
+        raise InputError(
+            "likelihood='marginal' needs afternoon to be 0 (morning) or 1 "
+            f"(afternoon); got values such as {sorted(set(A) - {0.0, 1.0})[:3]}. "
+            "Use likelihood='visits' for other visit times."
+        )
+    cells = visit_cells(cafe_idx, A, data["wait"].to_numpy(dtype="float64"))
+    n = np.zeros((len(labels), 2))
+    m = np.zeros((len(labels), 2))
+    col = cells.afternoon.astype(np.int64)
+    n[cells.cafe, col] = cells.n
+    m[cells.cafe, col] = cells.mean
+    return labels, n, m, cells
+
+
+def cafe_effects_given(n: np.ndarray, m: np.ndarray, a_bar: Any, b_bar: Any,
+                       s: tuple[Any, Any, Any], sigma_within: Any,
+                       xp: Any = np) -> dict[str, Any]:
+    """The cafes' coefficients given the population parameters and the data.
+
+    ``n`` and ``m`` are :func:`cafe_cells`' counts and mean waits, ``s`` the
+    entries (S00, S01, S11) of S. Each cafe's cell means are normal with
+    mean Z (a_bar, b_bar) and covariance V = Z S Z' + sigma^2 diag(1/n),
+    Z = [[1, 0], [1, 1]] (a cell without visits drops out: its weight
+    w = n / sigma^2 is 0). With P = S^-1 + Z' W Z and g = Z' W r (r the
+    cell means minus their population means), the offsets of the cafe from
+    (a_bar, b_bar) are N(P^-1 g, P^-1) given the data, and the log density
+    of its cell means is -(k log(2 pi) + log det V + r' V^-1 r) / 2, with
+    log det V = sum log(sigma^2 / n) + log det S + log det P and
+    r' V^-1 r = sum w r^2 - g' P^-1 g. Returns ``logp`` (per cafe),
+    ``mean`` and ``cov`` (each a pair or triple of per-cafe arrays). ``xp``
+    is the array module: NumPy, or PyTensor's tensor module inside a model.
+    """
+    s00, s01, s11 = s
+    s2 = sigma_within**2
+    det_s = s00 * s11 - s01**2
+    w0, w1 = n[:, 0] / s2, n[:, 1] / s2
+    r0 = xp.where(n[:, 0] > 0, m[:, 0] - a_bar, 0.0)
+    r1 = xp.where(n[:, 1] > 0, m[:, 1] - a_bar - b_bar, 0.0)
+    p00 = s11 / det_s + w0 + w1
+    p01 = -s01 / det_s + w1
+    p11 = s00 / det_s + w1
+    det_p = p00 * p11 - p01**2
+    g0, g1 = w0 * r0 + w1 * r1, w1 * r1
+    quad = w0 * r0**2 + w1 * r1**2 - (p11 * g0**2 - 2 * p01 * g0 * g1
+                                       + p00 * g1**2) / det_p
+    present = (n > 0).sum(axis=1)
+    log_n = np.log(np.where(n > 0, n, 1.0)).sum(axis=1)
+    logdet_v = present * xp.log(s2) - log_n + xp.log(det_s) + xp.log(det_p)
+    logp = -0.5 * (present * np.log(2 * np.pi) + logdet_v + quad)
+    c00, c01, c11 = p11 / det_p, -p01 / det_p, p00 / det_p
+    mean = (c00 * g0 + c01 * g1, c01 * g0 + c11 * g1)
+    return {"logp": logp, "mean": mean, "cov": (c00, c01, c11)}
+
+
+def draw_cafe_effects(data: pd.DataFrame, posterior: Any, seed: int) -> Any:
+    """Draw the cafes' coefficients ``ab_cafe`` (chain, draw, cafe, effect)
+    from their normal distribution given the data and each posterior draw of
+    a_bar, b_bar, sigma_cafe, rho and sigma_within (:func:`cafe_effects_given`):
+    with those draws, draws of the joint posterior. The same seed gives the
+    same draws."""
+    labels, n, m, _ = cafe_cells(data)
+    rng = np.random.default_rng([seed, 0xCAFE])
+    chains = []
+    for c in range(posterior.sizes["chain"]):
+        one = posterior.isel(chain=c)
+
+        def get(name, one=one):
+            return one[name].values[:, None]  # (draw, 1): against cafes
+
+        sd = one["sigma_cafe"].values
+        sd0, sd1 = sd[:, :1], sd[:, 1:]
+        rho = get("rho")
+        a_bar, b_bar = get("a_bar"), get("b_bar")
+        given = cafe_effects_given(
+            n, m, a_bar, b_bar, (sd0**2, rho * sd0 * sd1, sd1**2),
+            get("sigma_within"))
+        c00, c01, c11 = given["cov"]
+        l00 = np.sqrt(c00)
+        l10 = c01 / l00
+        l11 = np.sqrt(c11 - l10**2)
+        z = rng.standard_normal((2, *c00.shape))
+        alpha = a_bar + given["mean"][0] + l00 * z[0]
+        beta = b_bar + given["mean"][1] + l10 * z[0] + l11 * z[1]
+        chains.append(np.stack([alpha, beta], axis=-1))
+    return xr.DataArray(
+        np.stack(chains), dims=("chain", "draw", GROUP, "effect"),
+        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+                GROUP: labels, "effect": list(EFFECTS)},
+        name="ab_cafe")
+
+
 def cafe_model(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -347,6 +451,16 @@ def cafe_model(
     spread of the waits around their cell's mean. The log posterior differs
     from the visits' form by a constant, so the posterior is the same; each
     gradient touches 2 numbers per cafe instead of one per visit.
+
+    ``likelihood="marginal"`` integrates the cafes' coefficients out (as
+    REML does): the potential ``wait_cafes`` is the density of each cafe's
+    cell means given the population parameters alone
+    (:func:`cafe_effects_given`), beside ``wait_within``. The model then
+    has only a_bar, b_bar, the Cholesky factor of S and sigma_within, six
+    numbers whatever the number of cafes; :func:`fit_pymc` draws the cafes'
+    coefficients afterwards (:func:`draw_cafe_effects`). It needs visit
+    times 0 and 1, and has no cafe effects to parametrise
+    (``centered=True``).
     """
     data = _check_data(data)
     validate.flag("centered", centered)
@@ -365,9 +479,15 @@ def cafe_model(
     coords = {GROUP: labels, "effect": list(EFFECTS)}
     if likelihood == "visits":
         coords["obs"] = np.arange(len(W))
-    else:
+    elif likelihood == "cells":
         cells = visit_cells(cafe_idx, A, W)
         coords["cell"] = np.arange(len(cells.n))
+    else:
+        if not centered:
+            raise InputError(
+                "likelihood='marginal' integrates the cafe effects out, so "
+                "there is nothing to parametrise; leave centered=True.")
+        _, n_cells, m_cells, cells = cafe_cells(data)
     lam_cafe = np.broadcast_to(
         np.asarray(p["sigma_cafe"]["lam"], dtype="float64"), (len(EFFECTS),)
     )
@@ -389,6 +509,20 @@ def cafe_model(
         a_bar = pm.Normal("a_bar", **p["a_bar"])
         b_bar = pm.Normal("b_bar", **p["b_bar"])
         mean = pm.math.stack([a_bar, b_bar])
+        if likelihood == "marginal":
+            # (10); the cafes' coefficients (11) integrated out of (8)-(9)
+            sigma_within = pm.Exponential("sigma_within", **p["sigma_within"])
+            S = chol @ chol.T
+            given = cafe_effects_given(n_cells, m_cells, a_bar, b_bar,
+                                       (S[0, 0], S[0, 1], S[1, 1]),
+                                       sigma_within, xp=pm.math)
+            pm.Potential("wait_cafes", given["logp"].sum())
+            pm.Potential(
+                "wait_within",
+                -cells.within_df * pm.math.log(sigma_within)
+                - cells.within_ss / (2 * sigma_within**2),
+            )
+            return model
         # (11)
         if centered:
             ab_cafe = pm.MvNormal(
@@ -950,7 +1084,12 @@ def fit_pymc(
     ``likelihood="cells"`` samples the same posterior from each cafe's
     morning and afternoon sums (see :func:`cafe_model`): each gradient costs
     2 numbers per cafe instead of one per visit, which matters for thousands
-    of cafes. ``diagnostics["likelihood"]`` records the form.
+    of cafes. ``likelihood="marginal"`` samples only the population
+    parameters, with the cafes' coefficients integrated out, and then draws
+    the coefficients from their distribution given the data and each draw
+    (:func:`draw_cafe_effects`, with ``seed``): the same joint posterior,
+    and the number of parameters NUTS moves does not grow with the cafes.
+    ``diagnostics["likelihood"]`` records the form.
     """
     chosen = engines.sampler(sampler)
     choice = None
@@ -1028,6 +1167,12 @@ def fit_pymc(
         method = f"NUTS, {chosen.label}"
     if not centered:
         method += ", non-centred"
+    if likelihood == "marginal":
+        method += ", cafe effects integrated out"
+        ab_cafe = draw_cafe_effects(data, idata.posterior, seed)
+        idata.posterior["ab_cafe"] = ab_cafe
+        idata.posterior["alpha_cafe"] = ab_cafe.sel(effect=EFFECTS[0], drop=True)
+        idata.posterior["beta_cafe"] = ab_cafe.sel(effect=EFFECTS[1], drop=True)
 
     post = idata.posterior
     fixed = _summary(post["a_bar"], level)
