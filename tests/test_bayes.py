@@ -308,6 +308,13 @@ def test_seed_is_required(cafes):
 # ------------------------------------------------- the likelihood of cells
 
 
+def _one_afternoon_short(n_cafes=8, seed=3):
+    """Cafes of unequal cells, two of them with no afternoon visit."""
+    data = simulate_cafes(n_cafes=n_cafes, n_visits=6, seed=seed).data
+    drop = (data["cafe"].isin([1, 4])) & (data["afternoon"] == 1)
+    return data[~drop].iloc[3:].reset_index(drop=True)
+
+
 def test_visit_cells_on_hand_made_visits():
     from multilevel.bayes import visit_cells
 
@@ -333,9 +340,7 @@ def test_the_likelihood_of_cells_differs_from_the_visits_by_a_constant(centered)
     from multilevel.bayes import visit_cells
     from multilevel.design import group_levels
 
-    data = simulate_cafes(n_cafes=8, n_visits=6, seed=3).data
-    drop = (data["cafe"].isin([1, 4])) & (data["afternoon"] == 1)
-    data = data[~drop].iloc[3:].reset_index(drop=True)
+    data = _one_afternoon_short()
     visits = cafe_model(data, centered=centered)
     cells_model = cafe_model(data, centered=centered, likelihood="cells")
     _, idx = group_levels(data["cafe"])
@@ -377,13 +382,6 @@ def test_the_cells_posterior_is_the_visits_posterior(pymc_fit, cafes):
 
 
 # ----------------------------------- the cafe effects integrated out
-
-
-def _one_afternoon_short(n_cafes=8, seed=3):
-    """Cafes of unequal cells, two of them with no afternoon visit."""
-    data = simulate_cafes(n_cafes=n_cafes, n_visits=6, seed=seed).data
-    drop = (data["cafe"].isin([1, 4])) & (data["afternoon"] == 1)
-    return data[~drop].iloc[3:].reset_index(drop=True)
 
 
 def test_the_marginal_density_and_the_conditional_give_back_the_joint():

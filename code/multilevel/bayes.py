@@ -423,6 +423,16 @@ def draw_cafe_effects(data: pd.DataFrame, posterior: Any, seed: int) -> Any:
         name="ab_cafe")
 
 
+def _within_cells(cells: VisitCells, sigma_within: Any) -> None:
+    """The potential ``wait_within``: the spread of the waits around their
+    cell's mean, -(visits - cells) log sigma - SS / (2 sigma^2)."""
+    pm.Potential(
+        "wait_within",
+        -cells.within_df * pm.math.log(sigma_within)
+        - cells.within_ss / (2 * sigma_within**2),
+    )
+
+
 def cafe_model(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -469,7 +479,8 @@ def cafe_model(
             f"likelihood must be one of {', '.join(map(repr, LIKELIHOODS))}, "
             f"got {likelihood!r}: 'visits' writes one term per visit, "
             "'cells' the same likelihood from each cafe's morning and "
-            "afternoon sums."
+            "afternoon sums, 'marginal' integrates the cafes' coefficients "
+            "out."
         )
     p = resolve_priors(priors)
     # group labels as strings in R's factor order (as lme4 and design.py)
@@ -508,7 +519,6 @@ def cafe_model(
         # (13), (14)
         a_bar = pm.Normal("a_bar", **p["a_bar"])
         b_bar = pm.Normal("b_bar", **p["b_bar"])
-        mean = pm.math.stack([a_bar, b_bar])
         if likelihood == "marginal":
             # (10); the cafes' coefficients (11) integrated out of (8)-(9)
             sigma_within = pm.Exponential("sigma_within", **p["sigma_within"])
@@ -517,12 +527,9 @@ def cafe_model(
                                        (S[0, 0], S[0, 1], S[1, 1]),
                                        sigma_within, xp=pm.math)
             pm.Potential("wait_cafes", given["logp"].sum())
-            pm.Potential(
-                "wait_within",
-                -cells.within_df * pm.math.log(sigma_within)
-                - cells.within_ss / (2 * sigma_within**2),
-            )
+            _within_cells(cells, sigma_within)
             return model
+        mean = pm.math.stack([a_bar, b_bar])
         # (11)
         if centered:
             ab_cafe = pm.MvNormal(
@@ -545,11 +552,7 @@ def cafe_model(
             mu = alpha_cafe[cells.cafe] + beta_cafe[cells.cafe] * cells.afternoon
             pm.Normal("wait_mean", mu=mu, sigma=sigma_within / np.sqrt(cells.n),
                       observed=cells.mean, dims="cell")
-            pm.Potential(
-                "wait_within",
-                -cells.within_df * pm.math.log(sigma_within)
-                - cells.within_ss / (2 * sigma_within**2),
-            )
+            _within_cells(cells, sigma_within)
     return model
 
 
