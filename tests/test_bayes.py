@@ -13,6 +13,8 @@ program in its persistent cache, so a second run only traces the model).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -509,6 +511,32 @@ def test_default_fit_converges(pymc_fit):
     assert d["parametrisation"] == {
         "form": "centred", "chosen": "given", "reason": "given by the caller"}
     assert d["priors"] == {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
+
+
+@pytest.mark.slow
+def test_diagnostics_and_intervals_are_arviz_over_every_quantity(pymc_fit):
+    """The worst r-hat and ESS over all stored quantities (alpha_cafe and
+    beta_cafe included, which are not recomputed) and the HDIs of the
+    tables are ArviZ's."""
+    import arviz as az
+
+    post = pymc_fit.raw.posterior
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post)
+        bulk = az.ess(post, method="bulk")
+        tail = az.ess(post, method="tail")
+
+    def worst(ds, fn):
+        return fn([float(fn(ds[v].values)) for v in ds.data_vars])
+
+    d = pymc_fit.diagnostics
+    assert d["r_hat_max"] == pytest.approx(worst(rhat, np.max), rel=1e-12)
+    assert d["ess_bulk_min"] == pytest.approx(worst(bulk, np.min), rel=1e-12)
+    assert d["ess_tail_min"] == pytest.approx(worst(tail, np.min), rel=1e-12)
+    hdi = az.hdi(post["beta_cafe"], hdi_prob=0.95)["beta_cafe"].values
+    coef = pymc_fit.coef[pymc_fit.coef["term"] == TERMS[1]]
+    np.testing.assert_array_equal(coef[["lower", "upper"]].to_numpy(), hdi)
 
 
 @pytest.mark.slow

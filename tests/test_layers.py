@@ -25,8 +25,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "code" / "multilevel"
 
 LAYERS = {
-    "core": ("errors", "fit", "validate", "formula", "design", "data", "tables",
-             "engines", "display"),
+    "core": ("errors", "fit", "validate", "mcmc", "formula", "design", "data",
+             "tables", "engines", "display"),
     "engines": ("lmer", "reml", "bayes", "mixedlm"),
     "analysis": ("style", "pooling", "plots", "compare", "checking"),
     "runs": ("provenance", "study", "benchmark"),

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multilevel import engines, validate
+from multilevel import engines, mcmc, validate
 from multilevel.errors import EngineMissingError, InputError
 from multilevel.fit import (
     ESS_BULK_MIN,
@@ -154,7 +154,6 @@ def configure_compile_caches(folder: Path | None = None) -> dict[str, str]:
 
 configure_compile_caches()
 
-import arviz as az  # noqa: E402 (after the filter)
 import pymc as pm  # noqa: E402 (after the filter)
 import xarray as xr  # noqa: E402 (after the filter)
 
@@ -928,16 +927,21 @@ def _summary(draws: Any, level: float) -> pd.DataFrame:
     """Mean, SD and HDI of a DataArray over (chain, draw), one row per cell."""
     mean = draws.mean(("chain", "draw"))
     sd = draws.std(("chain", "draw"), ddof=1)
-    hdi = az.hdi(draws, hdi_prob=level)
-    hdi = hdi[draws.name] if hasattr(hdi, "data_vars") else hdi
+    interval = mcmc.hdi(_stacked(draws), level)
     return pd.DataFrame(
         {
             "estimate": np.ravel(mean.values),
             "std_error": np.ravel(sd.values),
-            "lower": np.ravel(hdi.sel(hdi="lower").values),
-            "upper": np.ravel(hdi.sel(hdi="higher").values),
+            "lower": interval[:, 0],
+            "upper": interval[:, 1],
         }
     )
+
+
+def _stacked(draws: Any) -> np.ndarray:
+    """A DataArray's draws as (chain, draw, quantity), cells in C order."""
+    values = draws.transpose("chain", "draw", ...).values
+    return values.reshape(values.shape[0], values.shape[1], -1)
 
 
 def _group_table(per_term: Mapping[str, Any], level: float) -> pd.DataFrame:
@@ -958,36 +962,29 @@ def _group_table(per_term: Mapping[str, Any], level: float) -> pd.DataFrame:
     )
 
 
+#: Posterior variables that are columns of another (``ab_cafe``): their
+#: diagnostics are that variable's, so they are not computed twice.
+COPIES = ("alpha_cafe", "beta_cafe")
+
+
 def _diagnostics(idata: Any) -> dict[str, Any]:
     """Worst r-hat and ESS over every posterior quantity, and divergences."""
     post = idata.posterior
+    names = [v for v in post.data_vars if v not in COPIES or "ab_cafe" not in post]
+    draws = np.concatenate([_stacked(post[v]) for v in names], axis=2)
     with warnings.catch_warnings():
-        # r-hat/ESS of a constant cell are NaN; numpy says so with a warning.
+        # r-hat of a constant quantity is NaN; numpy says so with a warning.
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = az.rhat(post)
-        ess_bulk = az.ess(post, method="bulk")
-        ess_tail = az.ess(post, method="tail")
-
-    # Cells that are constant by construction (the unit diagonal of the
-    # correlation matrix PyMC stores as chol_cov_corr) have no r-hat or ESS;
-    # skip exactly those. Any other NaN is kept and makes the check fail.
-    varying = {
-        v: np.ravel(
-            (post[v].max(("chain", "draw")) > post[v].min(("chain", "draw"))).values
-        )
-        for v in post.data_vars
-    }
-
-    def worst(ds, fn):
-        vals = np.concatenate(
-            [np.ravel(ds[v].values)[varying[v]] for v in ds.data_vars]
-        )
-        return float(fn(vals))
-
+        found = mcmc.diagnose(draws)
+    # A quantity constant over every draw (such as the unit diagonal of a
+    # stored correlation matrix) has no r-hat or ESS; skip exactly those.
+    # Any other NaN is kept and makes the check fail.
+    flat = draws.reshape(-1, draws.shape[2])
+    varying = flat.max(axis=0) > flat.min(axis=0)
     return {
-        "r_hat_max": worst(rhat, np.max),
-        "ess_bulk_min": worst(ess_bulk, np.min),
-        "ess_tail_min": worst(ess_tail, np.min),
+        "r_hat_max": float(np.max(found["rhat"][varying])),
+        "ess_bulk_min": float(np.min(found["ess_bulk"][varying])),
+        "ess_tail_min": float(np.min(found["ess_tail"][varying])),
         "divergences": int(idata.sample_stats["diverging"].sum()),
     }
 
