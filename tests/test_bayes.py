@@ -369,8 +369,25 @@ def test_a_bad_likelihood_is_refused(cafes):
     with pytest.raises(InputError,
                        match="likelihood must be one of 'visits', 'cells', 'marginal'"):
         cafe_model(cafes, likelihood="sums")
-    with pytest.raises(InputError, match="likelihood must be one of"):
+    with pytest.raises(InputError, match="likelihood must be 'auto' or one of"):
         fit_pymc(cafes, seed=1, likelihood=None)
+
+
+def test_auto_integrates_the_coefficients_out_only_for_many_cafes(cafes):
+    """The model as written up to MARGINAL_FROM_CAFES cafes, the marginal
+    form above; not for the non-centred form or other visit times."""
+    from multilevel.bayes import MARGINAL_FROM_CAFES, choose_likelihood
+
+    many = simulate_cafes(n_cafes=MARGINAL_FROM_CAFES + 1, n_visits=2,
+                          seed=3).data
+    assert choose_likelihood(cafes, True)[0] == "visits"
+    assert choose_likelihood(many.iloc[:-2], True)[0] == "visits"  # 1000 left
+    form, reason = choose_likelihood(many, True)
+    assert form == "marginal" and str(MARGINAL_FROM_CAFES + 1) in reason
+    assert choose_likelihood(many, False)[0] == "visits"
+    shifted = many.assign(afternoon=many["afternoon"] * 0.5)
+    form, reason = choose_likelihood(shifted, True)
+    assert form == "visits" and "0 and 1" in reason
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multilevel import benchmark
+from multilevel import benchmark, engines
 from multilevel.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,12 +115,23 @@ def test_groups_time_every_row_of_the_registry_once_in_order():
     assert rows == list(benchmark.ENGINES)
 
 
-def test_plan_runs_the_data_form_whatever_the_cap():
+def test_plan_runs_the_default_fit_whatever_the_cap():
+    """The data's form while fit_pymc fits it by default, the marginal form
+    at every size; the data's form above MARGINAL_FROM_CAFES is held to the
+    cap like the rest."""
     # a previous size predicts 100 x 10 s, far over the cap
-    last = {"numpyro_centered": (20, 100.0), "numpyro_noncentered": (20, 100.0)}
+    last = {"numpyro_centered": (20, 100.0), "numpyro_noncentered": (20, 100.0),
+            "numpyro_marginal": (20, 100.0)}
+    top = engines.MARGINAL_FROM_CAFES
     for centered, engine in ((True, "numpyro_centered"),
                              (False, "numpyro_noncentered")):
-        assert benchmark.plan(engine, 2000, centered, last, cap=300) == (
+        assert benchmark.plan(engine, top, centered, last, cap=300) == (
+            None, None)
+        status, guess = benchmark.plan(engine, 2000, centered, last, cap=300)
+        assert status == "skipped: over cap"
+        assert guess == pytest.approx(100.0 * 2000 / 20)
+    for J in (20, top, 10 * top):
+        assert benchmark.plan("numpyro_marginal", J, True, last, cap=300) == (
             None, None)
 
 
@@ -156,7 +167,8 @@ def test_plan_second_fits_quick_mode_and_other_engines():
     assert benchmark.plan("numpyro_centered", 20, True, {}, quick=True) == (
         None, None)
     for group in ("numpyro_noncentered", "numpyro_centered_warm", "nutpie",
-                  "pymc_default", "lme4_profile"):
+                  "pymc_default", "lme4_profile", "numpyro_marginal",
+                  "numpyro_marginal_warm"):
         assert benchmark.plan(group, 20, True, {}, quick=True)[0] == (
             "skipped: quick mode"), group
     # the other engines: linear growth against the cap; nutpie's compile
@@ -182,8 +194,9 @@ class _Choice:
 
 def test_run_grid_follows_the_data_form_and_records_it():
     """Stand-in runners: every engine has a row at every size, the data's
-    form runs at every size however slow, the other form is never started
-    above other_form_max_cafes, and the data's choice is recorded."""
+    form runs at every size up to MARGINAL_FROM_CAFES however slow and the
+    marginal form at every size, the other form is never started above
+    other_form_max_cafes, and the data's choice is recorded."""
     calls = []
 
     def runner(group, seconds):
@@ -198,7 +211,8 @@ def test_run_grid_follows_the_data_form_and_records_it():
     runners["fit_reml"] = lambda d, c: (_ for _ in ()).throw(
         RuntimeError("no fit"))
     rows = []
-    sizes = [8, 20, 200, 2000]
+    sizes = [8, 20, 200, 1000, 2000]
+    assert engines.MARGINAL_FROM_CAFES == 1000
     predictions, forms = benchmark.run_grid(
         sizes, runners,
         simulate=lambda J: pd.DataFrame({"cafe": np.repeat(np.arange(J), 10)}),
@@ -212,11 +226,16 @@ def test_run_grid_follows_the_data_form_and_records_it():
     assert set(zip(table["engine"], table["n_cafes"], strict=True)) == {
         (e, J) for e in benchmark.ENGINES for J in sizes}
     status = table.set_index(["engine", "n_cafes"])["status"]
-    # the data's form at every size, whatever the cap
+    # the data's form up to MARGINAL_FROM_CAFES, whatever the cap; above,
+    # held to the cap; the marginal form at every size
     assert status[("numpyro_noncentered", 8)] == "ok"
-    for J in (20, 200, 2000):
+    for J in (20, 200, 1000):
         assert status[("numpyro_centered", J)] == "ok"
-    assert ("numpyro_centered", 2000, True) in calls
+    assert ("numpyro_centered", 1000, True) in calls
+    assert status[("numpyro_centered", 2000)] == "skipped: over cap"
+    assert predictions["numpyro_centered@2000"] == pytest.approx(1000.0)
+    for J in sizes:
+        assert status[("numpyro_marginal", J)] == "ok"
     # the other form: run at 8 cafes (no earlier size predicts it); over
     # the cap at 20 and 200 (linear growth from 8 cafes' 500 s); not
     # started at 2000, above other_form_max_cafes
@@ -237,7 +256,9 @@ def test_run_grid_follows_the_data_form_and_records_it():
     assert forms["8"]["engine"] == "numpyro_noncentered"
     assert forms["2000"].pop("choose_seconds") >= 0
     assert forms["2000"] == {"form": "centred", "engine": "numpyro_centered",
+                             "default_engine": "numpyro_marginal",
                              "reason": "centred", "weight_median": 0.6}
+    assert forms["1000"]["default_engine"] == "numpyro_centered"
     # no R: its rows say so; a failing runner is an error row, not a gap
     assert status[("lme4_in_R", 20)] == "skipped: R not available"
     assert status[("fit_reml", 20)] == "error: RuntimeError: no fit"
@@ -280,19 +301,30 @@ def test_saved_results_have_no_errors_and_measure_the_targets(saved):
         ), engine
 
 
-def test_saved_run_fits_the_data_form_at_every_size(saved, provenance):
-    """A Bayesian fit at every size: NumPyro's of the form the data chose
-    (recorded for each size), with both forms at the smallest size."""
+def test_saved_run_fits_the_default_at_every_size(saved, provenance):
+    """A Bayesian fit at every size, converged: what fit_pymc fits by
+    default (NumPyro's of the form the data chose up to MARGINAL_FROM_CAFES
+    cafes, the marginal form above), the marginal form at every size, and
+    both joint forms at the smallest size."""
     _needs_data_form(provenance)
     ok = saved[saved["status"] == "ok"]
     forms = provenance["data_form"]
     assert set(forms) == {str(j) for j in benchmark.SIZES}
+    top = provenance["settings"]["marginal_from_cafes"]
     for J in benchmark.SIZES:
-        engine = forms[str(J)]["engine"]
-        assert ((ok["engine"] == engine) & (ok["n_cafes"] == J)).any(), J
-        info = provenance["mcmc_diagnostics"][f"{engine}@{J}"]
-        assert info["data_form"] is True
-        assert info["form"] == forms[str(J)]["form"]
+        engine = forms[str(J)]["default_engine"]
+        assert engine == (forms[str(J)]["engine"] if J <= top
+                          else "numpyro_marginal")
+        for name in {engine, "numpyro_marginal"}:
+            assert ((ok["engine"] == name) & (ok["n_cafes"] == J)).any(), J
+            info = provenance["mcmc_diagnostics"][f"{name}@{J}"]
+            assert info["r_hat_max_all"] <= 1.01 and info["divergences"] == 0
+        if J <= top:
+            info = provenance["mcmc_diagnostics"][f"{engine}@{J}"]
+            assert info["data_form"] is True
+            assert info["form"] == forms[str(J)]["form"]
+        assert provenance["mcmc_diagnostics"][
+            f"numpyro_marginal@{J}"]["likelihood"] == "marginal"
     for engine in ("numpyro_noncentered", "numpyro_centered", "nutpie_compile",
                    "nutpie_sampling"):
         assert 20 in set(ok.loc[ok["engine"] == engine, "n_cafes"]), engine
@@ -336,8 +368,8 @@ def test_saved_skips_follow_the_rules(saved, provenance):
         name = group.get(row.engine, row.engine)
         key = f"{name}@{row.n_cafes}"
         assert key in predicted, key
-        assert name != provenance["data_form"][str(row.n_cafes)]["engine"], (
-            "the data's form runs at every size, whatever the cap")
+        assert name != provenance["data_form"][str(row.n_cafes)][
+            "default_engine"], "the default fit runs at every size"
         if name.endswith("_warm"):
             # a second fit is left out when the first took too long
             first = saved[(saved["engine"] == name.removesuffix("_warm"))
@@ -405,7 +437,7 @@ def test_quick_cli_run(tmp_path, saved):
         [e for e in benchmark.ENGINES
          if e in benchmark.QUICK_SKIPS or e.startswith("nutpie")
          or e.endswith("_warm") or e == "numpyro_centered"])]
-    assert len(left_out) == 7
+    assert len(left_out) == 9
     assert (left_out["status"] == "skipped: quick mode").all()
     measured = set(live.loc[live["status"] == "ok", "engine"])
     assert {"fit_reml", "statsmodels", "numpyro_noncentered"} <= measured

@@ -60,6 +60,8 @@ __all__ = [
     "SAMPLERS",
     "TARGET_ACCEPT",
     "LIKELIHOODS",
+    "MARGINAL_FROM_CAFES",
+    "choose_likelihood",
     "CompiledCafeModel",
     "VisitCells",
     "cafe_cells",
@@ -284,6 +286,10 @@ def resolve_priors(
 #: visit; one per cell (cafe x visit time) from the cell's sums; or one per
 #: cafe with the cafe's coefficients integrated out (``"marginal"``).
 LIKELIHOODS = ("visits", "cells", "marginal")
+
+#: ``fit_pymc(likelihood="auto")`` integrates the cafes' coefficients out
+#: above this many cafes (the registry's value, where the benchmark reads it).
+MARGINAL_FROM_CAFES = engines.MARGINAL_FROM_CAFES
 
 
 @dataclass(frozen=True)
@@ -1040,6 +1046,29 @@ def _parametrisation_record(centered: bool, choice: Any) -> dict[str, Any]:
     return record
 
 
+def choose_likelihood(data: pd.DataFrame, centered: bool) -> tuple[str, str]:
+    """The likelihood ``fit_pymc(likelihood="auto")`` writes, and why.
+
+    ``"marginal"`` when the data have more than :data:`MARGINAL_FROM_CAFES`
+    cafes, visit times 0 and 1 and the centred form (the marginal form has
+    no cafe effects to parametrise); otherwise ``"visits"``, the model as
+    the chapters write it.
+    """
+    data = _check_data(data)
+    n_cafes = data[GROUP].nunique()
+    if n_cafes <= MARGINAL_FROM_CAFES:
+        return "visits", (f"{n_cafes} cafes, at most {MARGINAL_FROM_CAFES}: "
+                          "the coefficients sampled with the rest")
+    if not centered:
+        return "visits", ("the non-centred form was asked for, which "
+                          "samples the cafes' coefficients")
+    if not data["afternoon"].isin((0, 1)).all():
+        return "visits", ("visit times other than 0 and 1: the marginal "
+                          "form needs morning and afternoon cells")
+    return "marginal", (f"{n_cafes} cafes, more than {MARGINAL_FROM_CAFES}: "
+                        "the coefficients integrated out, then drawn")
+
+
 def fit_pymc(
     data: pd.DataFrame,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -1055,7 +1084,7 @@ def fit_pymc(
     cores: int | None = None,
     compiled: CompiledCafeModel | None = None,
     target_accept: float = TARGET_ACCEPT,
-    likelihood: str = "visits",
+    likelihood: str = "auto",
 ) -> Fit:
     """Sample the cafe model and summarise it in the shared :class:`Fit` shape.
 
@@ -1100,7 +1129,10 @@ def fit_pymc(
     the coefficients from their distribution given the data and each draw
     (:func:`draw_cafe_effects`, with ``seed``): the same joint posterior,
     and the number of parameters NUTS moves does not grow with the cafes.
-    ``diagnostics["likelihood"]`` records the form.
+    ``likelihood="auto"`` (default) is ``"visits"`` up to
+    :data:`MARGINAL_FROM_CAFES` cafes and ``"marginal"`` above, as
+    :func:`choose_likelihood` says. ``diagnostics["likelihood"]`` records
+    the form, ``diagnostics["likelihood_reason"]`` why.
     """
     chosen = engines.sampler(sampler)
     choice = None
@@ -1137,6 +1169,20 @@ def fit_pymc(
             f"compiled= holds a nutpie compilation; sampler={sampler!r} "
             "compiles its own. Pass sampler='nutpie' or leave compiled out."
         )
+    if likelihood not in (*LIKELIHOODS, "auto"):
+        raise InputError(
+            f"likelihood must be 'auto' or one of "
+            f"{', '.join(map(repr, LIKELIHOODS))}, got {likelihood!r}: 'auto' "
+            f"(the default) integrates the cafes' coefficients out above "
+            f"{MARGINAL_FROM_CAFES} cafes; see cafe_model for the three forms."
+        )
+    if likelihood == "auto":
+        likelihood, likelihood_reason = (
+            ("visits", "compiled= holds a model of the visits")
+            if compiled is not None else choose_likelihood(data, centered)
+        )
+    else:
+        likelihood_reason = "given by the caller"
     if compiled is not None and likelihood != "visits":
         raise InputError(
             "compiled= holds a model with one likelihood term per visit; "
@@ -1216,7 +1262,7 @@ def fit_pymc(
         seconds=seconds, seed=seed, draws=draws, tune=tune, chains=chains,
         sampler=sampler, centered=bool(centered),
         target_accept=target_accept, priors=resolve_priors(priors),
-        likelihood=likelihood,
+        likelihood=likelihood, likelihood_reason=likelihood_reason,
         parametrisation=_parametrisation_record(centered, choice),
     )
     messages = convergence_problems(diagnostics)

@@ -30,6 +30,11 @@ engine                    what is timed
                           fit took at most ``WARM_MAX_SECONDS``
 ``numpyro_centered``      the same for the centred form
 ``numpyro_centered_warm`` its second fit, as for the non-centred form
+``numpyro_marginal``      ``fit_pymc(..., likelihood="marginal")``: the
+                          cafes' coefficients integrated out, then drawn;
+                          what ``fit_pymc`` fits by default above
+                          ``MARGINAL_FROM_CAFES`` cafes
+``numpyro_marginal_warm`` its second fit
 ``nutpie_compile``        ``nutpie.compile_pymc_model(cafe_model(data, ...))``
                           of the data's form
 ``nutpie_sampling``       ``nutpie.sample``: 4 chains x 1000 draws after 1000
@@ -42,7 +47,10 @@ engine                    what is timed
 At each size the data choose the form,
 ``multilevel.pooling.choose_parametrisation(data)``, recorded in the
 provenance (``data_form``). NumPyro fits that form as a reader would
-(``fit_pymc(data, centered=choice)``) at every size, whatever the cap. The
+(``fit_pymc(data, centered=choice)``), whatever the cap, up to
+``multilevel.engines.MARGINAL_FROM_CAFES`` cafes; above, ``fit_pymc``
+integrates the coefficients out by default, and the marginal fit, which
+runs at every size whatever the cap, is the reader's. The
 other form runs only up to ``--other-form-max-cafes`` (default
 ``OTHER_FORM_MAX_CAFES``, 200) and within the cap; above that size its row
 says ``skipped: not the data's form, above other_form_max_cafes``. The
@@ -157,11 +165,11 @@ STATUSES = (
 #: ``other_form_max_cafes``.
 OTHER_FORM_STATUS = STATUSES[-1]
 
-#: Numbers of cafes. The grid stops at 2,000: at 10,000 cafes (ten visits a
-#: cafe) the centred NumPyro fit the data choose was still sampling after
-#: 45 min on 2 cores, where 2,000 cafes took 5 min; a larger size is named
-#: with --sizes.
-SIZES = (20, 200, 2000)
+#: Numbers of cafes. At 10,000 cafes (ten visits a cafe) only the marginal
+#: NumPyro fit runs among the Bayesian ones: the centred fit of the visits
+#: was still sampling after 45 min on 2 cores (with the cells' likelihood
+#: it ran out of 24 GB), where 2,000 cafes took 3 min.
+SIZES = (20, 200, 2000, 10000)
 QUICK_SIZES = (10, 20)
 N_VISITS = 10
 SEED = 14
@@ -182,8 +190,9 @@ OTHER_FORM_MAX_CAFES = 200
 MCMC = {"chains": 4, "draws": 1000, "tune": 1000}
 QUICK_MCMC = {"chains": 4, "draws": 100, "tune": 100}
 #: What quick mode leaves out besides second fits and the NumPyro fit of
-#: the form the data do not choose: profiles, nutpie, PyMC's own sampler.
-QUICK_SKIPS = ("lme4_profile", "nutpie", "pymc_default")
+#: the form the data do not choose: profiles, the marginal NumPyro fit,
+#: nutpie, PyMC's own sampler.
+QUICK_SKIPS = ("lme4_profile", "numpyro_marginal", "nutpie", "pymc_default")
 
 
 
@@ -390,6 +399,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("numpyro_noncentered_warm", ("numpyro_noncentered_warm",)),
     ("numpyro_centered", ("numpyro_centered",)),
     ("numpyro_centered_warm", ("numpyro_centered_warm",)),
+    ("numpyro_marginal", ("numpyro_marginal",)),
+    ("numpyro_marginal_warm", ("numpyro_marginal_warm",)),
     ("nutpie", ("nutpie_compile", "nutpie_sampling")),
     ("pymc_default", ("pymc_default",)),
 )
@@ -422,14 +433,17 @@ def plan(
 
     ``data_centered`` is the form the data choose at this size
     (:func:`multilevel.pooling.choose_parametrisation`); ``last`` maps each
-    row already measured to its latest ``(n_cafes, seconds)``. The NumPyro
-    fit of the data's form runs at every size, whatever the cap; the other
-    form only up to ``other_form_max_cafes`` and, like every other engine,
-    only where linear growth from its previous size predicts at most
-    ``cap``; a second (warm) fit only after a first of at most
-    :data:`WARM_MAX_SECONDS`. Quick mode runs the data's form once and
-    leaves out profiles, second fits, the other form, nutpie and PyMC's
-    default sampler.
+    row already measured to its latest ``(n_cafes, seconds)``. The
+    marginal NumPyro fit runs at every size, whatever the cap, and so does
+    the NumPyro fit of the data's form up to
+    :data:`~multilevel.engines.MARGINAL_FROM_CAFES` cafes (where it is what
+    ``fit_pymc`` fits by default); the other form only up to
+    ``other_form_max_cafes``; these beyond, and every other engine, only
+    where linear growth from its previous size predicts at most ``cap``; a
+    second (warm) fit only after a first of at most :data:`WARM_MAX_SECONDS`.
+    Quick mode runs the data's form once and leaves out profiles, second
+    fits, the other form, the marginal form, nutpie and PyMC's default
+    sampler.
     """
     form = _numpyro_form(group)
     first = group.removesuffix("_warm")
@@ -442,9 +456,13 @@ def plan(
         if last[first][1] > WARM_MAX_SECONDS:
             return "skipped: over cap", last[first][1]
         return None, None
-    if form is not None and form == data_centered:
-        return None, None  # the data's form: followed to every size
-    if form is not None and n_cafes > other_form_max_cafes:
+    if group == "numpyro_marginal":
+        return None, None  # the default above MARGINAL_FROM_CAFES: every size
+    if (form is not None and form == data_centered
+            and n_cafes <= engines.MARGINAL_FROM_CAFES):
+        return None, None  # the data's form, while it is fit_pymc's default
+    if (form is not None and form != data_centered
+            and n_cafes > other_form_max_cafes):
         return OTHER_FORM_STATUS, None
     timed = dict(GROUPS)[group]
     predicted = 0.0
@@ -495,9 +513,13 @@ def run_grid(
         choice = choose(data)
         choose_seconds = time.perf_counter() - t0
         centered = bool(choice.centered)
+        engine = "numpyro_centered" if centered else "numpyro_noncentered"
         forms[str(J)] = {
             "form": "centred" if centered else "non-centred",
-            "engine": "numpyro_centered" if centered else "numpyro_noncentered",
+            "engine": engine,
+            # what fit_pymc(data, centered=choice) fits at this size
+            "default_engine": (engine if J <= engines.MARGINAL_FROM_CAFES
+                               else "numpyro_marginal"),
             "choose_seconds": choose_seconds,
             "reason": choice.reason, **choice.summary,
         }
@@ -597,15 +619,20 @@ def run_benchmark(
         "repeats_rule": "5 runs if the first takes < 1 s, 3 if < 10 s, else 1;"
         " median kept" if not quick else "1 run (quick mode)",
         "skip_rule": "skip when previous size's seconds x (J / J_previous) > cap"
-        " (not for the NumPyro fit of the data's form)",
+        " (not for the marginal NumPyro fit, nor for the data's form up to "
+        f"{engines.MARGINAL_FROM_CAFES} cafes)",
         "warm_rule": "a second NumPyro fit when the first took at most "
         f"{WARM_MAX_SECONDS:.0f} s",
         "other_form_max_cafes": other_form_max_cafes,
         "form_rule": "at each size the data choose the form "
         "(multilevel.pooling.choose_parametrisation; recorded in data_form): "
-        "NumPyro fits that form at every size, whatever the cap, and the other "
-        f"form only up to {other_form_max_cafes} cafes and within the cap; "
-        "nutpie and PyMC's own sampler fit the data's form",
+        "NumPyro fits that form whatever the cap up to "
+        f"{engines.MARGINAL_FROM_CAFES} cafes (above, within the cap), the "
+        f"other form only up to {other_form_max_cafes} cafes and within the "
+        "cap, and the marginal form (the cafes' coefficients integrated out, "
+        "fit_pymc's default above that size) at every size; nutpie and "
+        "PyMC's own sampler fit the data's form",
+        "marginal_from_cafes": engines.MARGINAL_FROM_CAFES,
     }
     r_ok = r_available()
 
@@ -641,20 +668,23 @@ def run_benchmark(
     details: dict[str, dict[str, Any]] = {}
     cores = os.cpu_count() or 1
 
-    def numpyro_runner(centered: bool, warm: bool):
-        form = "centered" if centered else "noncentered"
+    def numpyro_runner(centered: bool, warm: bool, likelihood: str = "visits"):
+        form = ("marginal" if likelihood == "marginal"
+                else "centered" if centered else "noncentered")
         name = f"numpyro_{form}" + ("_warm" if warm else "")
 
         def run(d: pd.DataFrame, choice: Any) -> dict[str, float]:
             # the data's form is fitted as a reader would, from the choice
-            data_form = bool(choice.centered) == centered
+            data_form = (likelihood == "visits"
+                         and bool(choice.centered) == centered)
             t0 = time.perf_counter()
             fit = fit_pymc(d, centered=choice if data_form else centered,
-                           seed=seed, **mcmc)
+                           seed=seed, likelihood=likelihood, **mcmc)
             total = time.perf_counter() - t0
             J = d["cafe"].nunique()
             info = _mcmc_summary(fit.raw)
             info["form"] = fit.diagnostics["parametrisation"]["form"]
+            info["likelihood"] = fit.diagnostics["likelihood"]
             info["data_form"] = data_form
             # fit_pymc's own diagnostics cover every quantity, per cafe too
             info.update(
@@ -664,7 +694,8 @@ def run_benchmark(
             )
             if not warm:
                 with quiet_sampling():
-                    grad = gradient_seconds(cafe_model(d, centered=centered))
+                    grad = gradient_seconds(cafe_model(
+                        d, centered=centered, likelihood=likelihood))
                 info["gradient_seconds"] = grad
                 info["floor_seconds"] = sampling_floor(
                     grad, info["leapfrog_steps_mean"], mcmc["chains"],
@@ -681,6 +712,9 @@ def run_benchmark(
             runner = numpyro_runner(centered, warm)
             form = "centered" if centered else "noncentered"
             runners[f"numpyro_{form}" + ("_warm" if warm else "")] = runner
+    for warm in (False, True):
+        runners["numpyro_marginal" + ("_warm" if warm else "")] = (
+            numpyro_runner(True, warm, likelihood="marginal"))
 
     def nutpie_run(d: pd.DataFrame, choice: Any) -> dict[str, float]:
         model = cafe_model(d, centered=bool(choice.centered))
@@ -1074,6 +1108,7 @@ def mcmc_costs(provenance: dict, engine: str) -> pd.DataFrame:
 
 _FORM_ENGINES = {"centred": "numpyro_centered",
                  "non-centred": "numpyro_noncentered"}
+MARGINAL_ENGINE = "numpyro_marginal"
 
 
 def numpyro_fits(results: pd.DataFrame, provenance: dict) -> pd.DataFrame:
@@ -1087,7 +1122,9 @@ def numpyro_fits(results: pd.DataFrame, provenance: dict) -> pd.DataFrame:
     ``second_seconds`` end to end, the ``status`` of the first fit, and of
     the first fit ``leapfrog_steps_mean``, ``gradient_seconds``,
     ``floor_seconds``, ``divergences`` and ``r_hat_max`` (from
-    :func:`mcmc_costs`). A fit that was not run is NaN, its status says why.
+    :func:`mcmc_costs`). The same columns prefixed ``marginal_`` describe
+    the marginal fit (NaN in results from before it was timed). A fit that
+    was not run is NaN, its status says why.
     """
     forms = provenance.get("data_form")
     if not isinstance(forms, dict) or not forms:
@@ -1105,7 +1142,7 @@ def numpyro_fits(results: pd.DataFrame, provenance: dict) -> pd.DataFrame:
     seconds = fit_seconds(results)
     status = results.set_index(["engine", "n_cafes"])["status"]
     costs = {}
-    for engine in _FORM_ENGINES.values():
+    for engine in (*_FORM_ENGINES.values(), MARGINAL_ENGINE):
         try:
             costs[engine] = mcmc_costs(provenance, engine)
         except InputError:  # a form never fitted: every size NaN
@@ -1128,8 +1165,9 @@ def numpyro_fits(results: pd.DataFrame, provenance: dict) -> pd.DataFrame:
             )
         other = next(f for f in _FORM_ENGINES if f != form)
         row: dict[str, Any] = {"form": form, "other_form": other}
-        for prefix, f in (("", form), ("other_", other)):
-            engine = _FORM_ENGINES[f]
+        for prefix, engine in (("", _FORM_ENGINES[form]),
+                               ("other_", _FORM_ENGINES[other]),
+                               ("marginal_", MARGINAL_ENGINE)):
             row[prefix + "status"] = status.get((engine, J), "not in results")
             for col, name in (("first_seconds", engine),
                               ("second_seconds", engine + "_warm")):
