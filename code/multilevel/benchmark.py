@@ -166,9 +166,9 @@ STATUSES = (
 OTHER_FORM_STATUS = STATUSES[-1]
 
 #: Numbers of cafes. At 10,000 cafes (ten visits a cafe) only the marginal
-#: NumPyro fit runs among the Bayesian ones: the centred fit of the visits
-#: was still sampling after 45 min on 2 cores (with the cells' likelihood
-#: it ran out of 24 GB), where 2,000 cafes took 3 min.
+#: NumPyro fit runs among the Bayesian ones: the centred fit, predicted
+#: over the cap from 2,000 cafes, was once still sampling after 45 min on 2
+#: cores (with the cells' likelihood it ran out of 24 GB).
 SIZES = (20, 200, 2000, 10000)
 QUICK_SIZES = (10, 20)
 N_VISITS = 10

@@ -156,10 +156,12 @@ DEFAULT_SAMPLER = SAMPLERS[0].name
 #: above this many cafes. The posterior is the same either way; what
 #: changes is the cost. With the coefficients sampled, NUTS moves two
 #: numbers per cafe and its trajectories lengthen as the cafes multiply
-#: (10 cafes a visit, this machine: 200 cafes 14 s, 2,000 cafes 172 s, and
-#: 10,000 cafes ran out of 24 GB), while the marginal form moves six
-#: numbers whatever their number (2,000 cafes 13 s, 10,000 cafes 41 s).
-#: Up to here the fit samples the model as the chapters write it.
+#: (ten visits a cafe, 2 cores, benchmarks/results.csv: the centred form
+#: took 8 s at 200 cafes and 79 s at 2,000, with 31 and 63 leapfrog steps
+#: per draw; at 10,000 it ran out of 24 GB of memory), while the marginal
+#: form moves six numbers whatever their number (9 s at 2,000 cafes, 33 s
+#: at 10,000, 7 to 9 steps per draw at every size). Up to here the fit
+#: samples the model as the chapters write it.
 MARGINAL_FROM_CAFES = 1000
 
 _SAMPLER_BY_NAME = {s.name: s for s in SAMPLERS}
