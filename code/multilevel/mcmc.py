@@ -220,10 +220,11 @@ def rhat(draws: object) -> np.ndarray:
     (ranks of the draws) and the tail's (ranks of the distance from the
     median). ``draws`` is (chain, draw[, quantity]), at least 2 chains. A
     quantity with a NaN, or constant over all draws, gets NaN."""
-    ary = _as_draws(draws, min_chains=2)
-    return _by_block(
-        ary, lambda a: {"v": _rhat(_split(a), _z_scale(_split(a)))}
-    )["v"]
+    def one_block(a: np.ndarray) -> dict[str, np.ndarray]:
+        split = _split(a)
+        return {"v": _rhat(split, _z_scale(split))}
+
+    return _by_block(_as_draws(draws, min_chains=2), one_block)["v"]
 
 
 def ess_bulk(draws: object) -> np.ndarray:
